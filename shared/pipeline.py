@@ -1,0 +1,189 @@
+"""The policy stack of every tool call, in one visible order.
+
+    identity → scopes → rate limit → [audit intent if destructive] → tool (deadline → retry → breaker
+    → pool) → audit record (durable) → response
+
+It is an MCP SDK server middleware, so it wraps every `tools/call` whatever the transport, and it also
+hides from `tools/list` the tools a caller's scopes do not allow. A refusal at any layer is still
+audited. The response leaves only after the audit record has been committed; if the audit log cannot
+write, the caller gets a clear `unavailable` error instead of an unrecorded result.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from mcp.server.auth.middleware.auth_context import get_access_token
+from pydantic import ValidationError
+
+from shared.errors import InvalidInput, PermissionDenied, ToolFailure
+from shared.identity import CallInfo, Principal, bind_call, unbind_call
+from shared.tool import ToolPolicy, client_message
+
+if TYPE_CHECKING:
+    from shared.server import SuiteServer
+
+log = logging.getLogger(__name__)
+
+# The principal of an in-process or stdio session (HTTP takes it from the verified token instead).
+session_principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
+    "mcp_suite_session_principal", default=None
+)
+
+
+def error_result(failure: ToolFailure) -> dict[str, Any]:
+    return {"content": [{"type": "text", "text": client_message(failure)}], "isError": True}
+
+
+class ToolCallPipeline:
+    """SDK middleware enforcing each tool's `ToolPolicy` and writing its audit record."""
+
+    def __init__(self, server: SuiteServer) -> None:
+        self.server = server
+
+    async def __call__(self, ctx: Any, call_next: Any) -> Any:
+        if ctx.method == "tools/call":
+            return await self._call_tool(ctx, call_next)
+        if ctx.method == "tools/list":
+            return self._visible_tools(await call_next(ctx))
+        return await call_next(ctx)
+
+    def principal(self) -> Principal:
+        token = get_access_token()
+        if token is not None:
+            return Principal(id=token.client_id, scopes=frozenset(token.scopes), source="token")
+        return session_principal.get() or self.server.default_principal
+
+    def _visible_tools(self, listing: Any) -> Any:
+        if not isinstance(listing, dict) or "tools" not in listing:
+            return listing
+        principal = self.principal()
+        allowed = [
+            tool for tool in listing["tools"]
+            if (policy := self.server.policies.get(tool.get("name"))) is None or not principal.missing(policy.scopes)
+        ]
+        return {**listing, "tools": allowed}
+
+    async def _call_tool(self, ctx: Any, call_next: Any) -> Any:
+        params = ctx.params or {}
+        name = str(params.get("name", ""))
+        arguments = params.get("arguments") or {}
+        policy = self.server.policies.get(name)
+        audit = self.server.audit
+        started = time.perf_counter()
+        call = CallInfo(
+            server=self.server.name,
+            tool=_storable(name[:200]),
+            principal=self.principal(),
+            transport=self.server.transport,
+            request_id=uuid.uuid4().hex,
+        )
+        token = bind_call(call)
+        try:
+            result, phase_failure = await self._run(ctx, call_next, call, policy, arguments)
+            outcome_failure = phase_failure or call.failure
+            if outcome_failure is None and isinstance(result, dict) and result.get("isError"):
+                outcome_failure = self._describe_rejection(name, arguments)
+                result = error_result(outcome_failure)
+            elif phase_failure is not None:
+                result = error_result(phase_failure)
+            size = len(json.dumps(result, separators=(",", ":"), default=str))
+            record = self._record(call, policy, arguments, "result", outcome_failure, started, size)
+            try:
+                await self.server.wait_ready(self.server.settings.acquire_timeout_s)
+                await audit.append(record)
+            except ToolFailure as refusal:
+                return error_result(refusal)
+            return result
+        finally:
+            unbind_call(token)
+
+    async def _run(
+        self, ctx: Any, call_next: Any, call: CallInfo, policy: ToolPolicy | None, arguments: dict[str, Any]
+    ) -> tuple[Any, ToolFailure | None]:
+        """Checks, then the tool. Returns (result, failure raised by a check before the tool ran)."""
+        if policy is None:
+            return None, InvalidInput(f"unknown tool {call.tool!r}")
+        missing = call.principal.missing(policy.scopes)
+        if missing:
+            return None, PermissionDenied(f"this tool needs scope(s) {', '.join(sorted(missing))}")
+        try:
+            await self.server.wait_ready(self.server.settings.acquire_timeout_s)
+            if policy.rate is not None:
+                await self.server.limiter.check((call.principal.id, policy.name), policy.rate)
+            if policy.destructive:
+                intent = self._record(call, policy, arguments, "intent", None, None, None)
+                await self.server.audit.append(intent)
+        except ToolFailure as refusal:
+            return None, refusal
+        return await call_next(ctx), None
+
+    def _describe_rejection(self, name: str, arguments: Any) -> ToolFailure:
+        """The SDK rejected the arguments before the body ran: say which fields, never echo values."""
+        tool = self.server.mcp._tool_manager.get_tool(name)
+        if tool is not None and isinstance(arguments, dict):
+            try:
+                tool.fn_metadata.validate_arguments(arguments)
+            except ValidationError as exc:
+                problems = [
+                    f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}" for err in exc.errors()
+                ]
+                return InvalidInput("invalid arguments: " + "; ".join(problems[:10]))
+        return InvalidInput("invalid arguments")
+
+    def _record(
+        self,
+        call: CallInfo,
+        policy: ToolPolicy | None,
+        arguments: Any,
+        phase: str,
+        failure: ToolFailure | None,
+        started: float | None,
+        result_bytes: int | None,
+    ) -> dict[str, Any]:
+        audit = self.server.audit
+        args = arguments if isinstance(arguments, dict) else {"_": arguments}
+        redacted = frozenset(args) if policy is None else policy.redact
+        record = audit.record(
+            server=call.server,
+            tool=call.tool,
+            principal=call.principal.id,
+            principal_source=call.principal.source,
+            transport=call.transport,
+            request_id=call.request_id,
+            phase=phase,
+            outcome="started" if phase == "intent" else ("error" if failure else "ok"),
+            error_class=failure.error_class if failure else None,
+            arguments={
+                _storable(str(k)): ("[redacted]" if k in redacted else _clip(v)) for k, v in args.items()
+            },
+            arguments_hmac=audit.digest(args),
+        )
+        if started is not None:
+            record["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        if result_bytes is not None:
+            record["result_bytes"] = result_bytes
+        return record
+
+
+def _storable(text: str) -> str:
+    """PostgreSQL text holds no NUL and no lone surrogates: show them instead of failing the write."""
+    return text.replace("\x00", "\u2400").encode("utf-8", "replace").decode("utf-8")
+
+
+def _clip(value: Any, limit: int = 512) -> Any:
+    """Keep audit rows small and storable; the HMAC still covers the full arguments."""
+    if isinstance(value, str):
+        value = _storable(value)
+        return value if len(value) <= limit else value[:limit] + f"…[{len(value) - limit} more chars]"
+    if isinstance(value, dict | list):
+        text = _storable(json.dumps(value, default=str, ensure_ascii=False))
+        if len(text) > limit:
+            return text[:limit] + "…[truncated]"
+        return json.loads(text)
+    return value

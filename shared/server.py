@@ -1,0 +1,175 @@
+"""`SuiteServer`: an MCP server with the suite's policy stack, database and audit log built in.
+
+A server module creates one and declares tools on it:
+
+```python
+app = SuiteServer("profiles", instructions="User profiles.")
+
+@app.tool(scopes={"profiles:read"}, read_only=True, rate=Rate(20, per=1))
+async def get_profile(profile_id: str) -> Profile: ...
+```
+
+The lifespan opens the process's resources once: the embedded or configured database, migrations, the
+pool (in the background, so discovery answers at once) and the audit writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from mcp.server.mcpserver import MCPServer
+
+from shared.embedded_db import resolve_database_url
+from shared.migrate import prepare_database
+from shared.audit import AuditLog
+from shared.config import Settings
+from shared.errors import Unavailable
+from shared.identity import Principal
+from shared.limits import Rate, RateLimiter
+from shared.pipeline import ToolCallPipeline
+from shared.pool import Database
+from shared.retry import RetryPolicy
+from shared.tool import ToolPolicy, guard_tool
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class SuiteServer:
+    """One MCP server of the suite: tools with declared policies over shared resilience parts."""
+
+    def __init__(self, name: str, *, instructions: str | None = None, version: str = "0.1.0") -> None:
+        self.name = name
+        self.settings = Settings.from_env()
+        self.policies: dict[str, ToolPolicy] = {}
+        self.limiter = RateLimiter()
+        self.transport = "stdio"
+        self.database_url: str | None = None
+        self.ready = asyncio.Event()
+        self._users = 0
+        self._starting: asyncio.Task[None] | None = None
+        self.db = self._new_database()
+        self.audit = AuditLog("")
+        self.startup_hooks: list[Callable[[SuiteServer], Any]] = []
+        self.mcp = MCPServer(
+            name=f"mcp-suite-{name}",
+            instructions=instructions,
+            version=version,
+            lifespan=self._lifespan,
+            middleware=[ToolCallPipeline(self)],
+            log_level="WARNING",
+        )
+
+    @property
+    def default_principal(self) -> Principal:
+        return Principal(self.settings.principal, self.settings.scopes, source="config")
+
+    def configure(self, settings: Settings, *, database_url: str | None = None) -> None:
+        """Replace the settings (tests and the CLI do this before serving)."""
+        self.settings = settings
+        self.database_url = database_url
+        self.db = self._new_database()
+
+    def _new_database(self) -> Database:
+        settings = self.settings
+        return Database(
+            "",
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            command_timeout=settings.command_timeout_s,
+            acquire_timeout=settings.acquire_timeout_s,
+        )
+
+    async def wait_ready(self, timeout: float) -> None:
+        """Wait for start-up to finish (calls arriving during start-up wait, then fail clearly)."""
+        if not self.ready.is_set():
+            try:
+                await asyncio.wait_for(self.ready.wait(), timeout)
+            except TimeoutError:
+                raise Unavailable("the server is still starting or its database is unreachable; retry shortly",
+                                  retry_after=1.0) from None
+
+    def tool(
+        self,
+        *,
+        name: str | None = None,
+        scopes: Iterable[str] = (),
+        read_only: bool = False,
+        destructive: bool = False,
+        idempotent: bool = False,
+        timeout: float = 30.0,
+        rate: Rate | str | None = None,
+        retry: bool | RetryPolicy | None = None,
+        redact: Iterable[str] = (),
+        title: str | None = None,
+    ) -> Callable[[F], F]:
+        """Register a tool with its policy. The docstring is the description the model reads."""
+
+        def register(fn: F) -> F:
+            policy = ToolPolicy.declare(
+                name or fn.__name__, scopes=scopes, read_only=read_only, destructive=destructive,
+                idempotent=idempotent, timeout=timeout, rate=rate, retry=retry, redact=redact, title=title,
+            )
+            if policy.name in self.policies:
+                raise ValueError(f"tool {policy.name} is declared twice")
+            self.policies[policy.name] = policy
+            self.mcp.add_tool(guard_tool(fn, policy), name=policy.name, title=title,
+                              annotations=policy.annotations())
+            return fn
+
+        return register
+
+    async def start(self) -> None:
+        """Open the database and audit log. Discovery works before this finishes; tools wait for it."""
+        settings = self.settings
+        self.database_url = self.database_url or await asyncio.to_thread(
+            resolve_database_url, settings, keep_running=False
+        )
+        await prepare_database(self.database_url)
+        self.db.url = self.database_url
+        self.audit = AuditLog(self.database_url, key=settings.audit_key.encode() if settings.audit_key else None)
+        await self.audit.start()
+        await self.db.open()
+        for hook in self.startup_hooks:
+            result = hook(self)
+            if asyncio.iscoroutine(result):
+                await result
+        self.ready.set()
+
+    async def stop(self) -> None:
+        self.ready.clear()
+        await self.audit.close()
+        await self.db.close()
+
+    @asynccontextmanager
+    async def _lifespan(self, _mcp: MCPServer) -> AsyncIterator[dict[str, Any]]:
+        """Runs per connection in-process, once per app over HTTP: resources are shared and counted."""
+        self._users += 1
+        if self._starting is None:
+            self._starting = asyncio.create_task(self._start_logged(), name=f"{self.name}-start")
+        try:
+            yield {"suite": self}
+        finally:
+            self._users -= 1
+            if self._users == 0:
+                starting, self._starting = self._starting, None
+                if not starting.done():
+                    starting.cancel()
+                await asyncio.gather(starting, return_exceptions=True)
+                await self.stop()
+
+    async def _start_logged(self) -> None:
+        try:
+            await self.start()
+        except Exception as exc:  # noqa: BLE001 - a server without its database still answers discovery
+            log.error("%s could not open its database: %s", self.name, type(exc).__name__)
+            self.db.last_error = type(exc).__name__
+
+    def run(self, transport: str = "stdio") -> None:
+        self.transport = transport
+        self.mcp.run("stdio")
