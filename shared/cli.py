@@ -51,12 +51,18 @@ def run_with_connection(work: Callable[[Any], Awaitable[int]], *, migrate_first:
 # --- serve -------------------------------------------------------------------------------------------
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from servers.registry import load
-
     _log_to_stderr()
-    app = load(args.name)
-    app.run(args.transport)
-    return 0
+    if args.transport == "stdio":
+        if args.name == "all":
+            print("`serve all` needs --transport http (stdio carries one server)", file=sys.stderr)
+            return 2
+        from servers.registry import load
+
+        load(args.name).run("stdio")
+        return 0
+    from shared.http_app import serve_http
+
+    return serve_http(args)
 
 
 # --- db ----------------------------------------------------------------------------------------------
@@ -204,8 +210,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from shared.bench_overhead import main as overhead
 
         return overhead(calls=args.calls, as_json=args.json)
+    if args.kind == "http":
+        from shared.bench_http import main as http_bench
+
+        return http_bench(args)
     print(f"unknown benchmark {args.kind}", file=sys.stderr)
     return 2
+
+
+def cmd_tokens(args: argparse.Namespace) -> int:
+    from shared.tokens_cli import main as tokens_main
+
+    return tokens_main(args.rest)
 
 
 # --- parser ------------------------------------------------------------------------------------------
@@ -215,8 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="serve one MCP server")
-    serve.add_argument("name")
-    serve.add_argument("--transport", choices=["stdio"], default="stdio")
+    serve.add_argument("name", help="a server name, or `all` (HTTP only)")
+    serve.add_argument("--transport", choices=["stdio", "sse", "http"], default="stdio")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--allow-anonymous", action="store_true",
+                       help="serve HTTP without tokens (the anonymous caller gets MCP_SUITE_SCOPES)")
     serve.set_defaults(handler=cmd_serve)
 
     db = sub.add_parser("db", help="the embedded PostgreSQL")
@@ -248,10 +268,16 @@ def build_parser() -> argparse.ArgumentParser:
     claude.set_defaults(handler=cmd_claude_config)
 
     bench = sub.add_parser("bench", help="benchmarks")
-    bench.add_argument("kind", choices=["overhead"])
+    bench.add_argument("kind", choices=["overhead", "http"])
+    bench.add_argument("--clients", type=int, default=32)
+    bench.add_argument("--seconds", type=float, default=30.0)
     bench.add_argument("--calls", type=int, default=2000)
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(handler=cmd_bench)
+
+    tokens = sub.add_parser("tokens", help="API tokens for the HTTP transports (create, list, revoke)")
+    tokens.add_argument("rest", nargs=argparse.REMAINDER)
+    tokens.set_defaults(handler=cmd_tokens)
     return parser
 
 

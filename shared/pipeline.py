@@ -40,6 +40,15 @@ def error_result(failure: ToolFailure) -> dict[str, Any]:
     return {"content": [{"type": "text", "text": client_message(failure)}], "isError": True}
 
 
+def transport_of(ctx: Any, default: str) -> str:
+    """HTTP requests carry a Starlette request; its path tells SSE from streamable HTTP."""
+    request = getattr(ctx, "request", None)
+    path = getattr(getattr(request, "url", None), "path", None)
+    if path is None:
+        return default
+    return "sse" if ("/sse" in path or "/messages" in path) else "http"
+
+
 class ToolCallPipeline:
     """SDK middleware enforcing each tool's `ToolPolicy` and writing its audit record."""
 
@@ -80,7 +89,7 @@ class ToolCallPipeline:
             server=self.server.name,
             tool=_storable(name[:200]),
             principal=self.principal(),
-            transport=self.server.transport,
+            transport=transport_of(ctx, self.server.transport),
             request_id=uuid.uuid4().hex,
         )
         token = bind_call(call)
