@@ -1,0 +1,39 @@
+"""A real stdio subprocess: `mcp-suite serve profiles`, as Claude Desktop launches it."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import asyncpg
+from mcp.client import Client
+from mcp.client.stdio import StdioServerParameters
+
+
+def serve_params(url: str, principal: str = "stdio-user") -> StdioServerParameters:
+    env = {**os.environ, "DATABASE_URL": url, "MCP_SUITE_PRINCIPAL": principal,
+           "MCP_SUITE_SCOPES": "profiles:read profiles:write"}
+    return StdioServerParameters(command=sys.executable, args=["-m", "shared.cli", "serve", "profiles"], env=env)
+
+
+async def test_stdio_discovery_is_fast_and_calls_are_audited(database_url):
+    started = time.perf_counter()
+    async with Client(serve_params(database_url)) as client:
+        discovered = time.perf_counter() - started
+        tools = await client.list_tools()
+        names = {t.name for t in tools.tools}
+        assert {"get_profile", "create_profile", "update_profile", "delete_profile"} <= names
+        assert "restore_profile" not in names  # needs profiles:admin
+        created = await client.call_tool("create_profile", {"display_name": "Stdio User",
+                                                            "email": "stdio.user@example.com"})
+        assert created.is_error is False, created.content
+        mine = await client.call_tool("get_profile", {})
+        assert mine.structured_content["email"] == "stdio.user@example.com"
+    assert discovered < 1.5, f"initialize took {discovered:.2f} s"
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT tool, transport, outcome FROM audit_log WHERE principal = 'stdio-user'")
+    finally:
+        await conn.close()
+    assert {("create_profile", "stdio", "ok"), ("get_profile", "stdio", "ok")} <= {tuple(r) for r in rows}
