@@ -19,6 +19,8 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp_types import CallToolResult, TextContent
+from mcp_types.methods import serialize_server_result
 from pydantic import ValidationError
 
 from shared.errors import InvalidInput, PermissionDenied, ToolFailure
@@ -36,8 +38,16 @@ session_principal: contextvars.ContextVar[Principal | None] = contextvars.Contex
 )
 
 
-def error_result(failure: ToolFailure) -> dict[str, Any]:
-    return {"content": [{"type": "text", "text": client_message(failure)}], "isError": True}
+def error_result(failure: ToolFailure, protocol_version: str | None) -> dict[str, Any]:
+    """An `is_error` tool result shaped for the connection's protocol version."""
+    result = CallToolResult(content=[TextContent(type="text", text=client_message(failure))], is_error=True)
+    dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+    if protocol_version:
+        try:
+            return serialize_server_result("tools/call", protocol_version, dumped)
+        except (KeyError, ValueError):
+            pass
+    return dumped
 
 
 def transport_of(ctx: Any, default: str) -> str:
@@ -98,16 +108,16 @@ class ToolCallPipeline:
             outcome_failure = phase_failure or call.failure
             if outcome_failure is None and isinstance(result, dict) and result.get("isError"):
                 outcome_failure = self._describe_rejection(name, arguments)
-                result = error_result(outcome_failure)
+                result = error_result(outcome_failure, ctx.protocol_version)
             elif phase_failure is not None:
-                result = error_result(phase_failure)
+                result = error_result(phase_failure, ctx.protocol_version)
             size = len(json.dumps(result, separators=(",", ":"), default=str))
             record = self._record(call, policy, arguments, "result", outcome_failure, started, size)
             try:
                 await self.server.wait_ready(self.server.settings.acquire_timeout_s)
                 await audit.append(record)
             except ToolFailure as refusal:
-                return error_result(refusal)
+                return error_result(refusal, ctx.protocol_version)
             return result
         finally:
             unbind_call(token)
