@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,15 +39,22 @@ def redact(arguments: dict[str, Any], fields: frozenset[str]) -> dict[str, Any]:
 
 
 class AuditLog:
-    """Durable, ordered, tamper-evident call records for one process."""
+    """Durable, ordered, tamper-evident call records for one process.
+
+    Group commit without a background task: the first caller to find the writer idle becomes the
+    leader and commits every record queued so far in one round trip, then keeps going while more
+    arrived meanwhile. An idle server thus pays no task hand-off per call, and a busy one shares
+    each commit among all the calls that queued during the previous one.
+    """
 
     def __init__(self, url: str, *, key: bytes | None = None, command_timeout: float = 5.0) -> None:
         self.url = url
         self.command_timeout = command_timeout
         self._key = key
-        self._queue: asyncio.Queue[tuple[str, asyncio.Future[int]]] = asyncio.Queue(MAX_PENDING)
+        self._pending: list[tuple[str, asyncio.Future[int]]] = []
+        self._writing = asyncio.Lock()
         self._conn: asyncpg.Connection | None = None
-        self._writer: asyncio.Task[None] | None = None
+        self._open = False
         self.healthy = False
         self.last_write_ms = 0.0
         self.writes = 0
@@ -61,16 +69,14 @@ class AuditLog:
         self._conn = await asyncpg.connect(self.url, command_timeout=self.command_timeout)
         if self._key is None:
             self._key = await _load_or_create_key(self._conn)
-        self.healthy = True
-        self._writer = asyncio.create_task(self._write_forever(), name="audit-writer")
+        self._open = self.healthy = True
 
     async def close(self) -> None:
-        if self._writer is not None:
-            await self._drain()
-            self._writer.cancel()
-            await asyncio.gather(self._writer, return_exceptions=True)
-        if self._conn is not None:
-            await self._conn.close()
+        self._open = False
+        async with self._writing:  # let an in-flight batch finish
+            if self._conn is not None:
+                await self._conn.close()
+                self._conn = None
         self.healthy = False
 
     def record(self, **fields: Any) -> dict[str, Any]:
@@ -81,46 +87,40 @@ class AuditLog:
         return arguments_digest(self.key, arguments)
 
     async def append(self, record: dict[str, Any]) -> int:
-        """Queue a record and wait until it is committed; returns its sequence number."""
-        if self._writer is None or self._writer.done():
+        """Commit a record (possibly with others queued alongside); returns its sequence number."""
+        if not self._open:
             raise Unavailable("the audit log is unavailable, so the call was refused", retry_after=1.0)
+        if len(self._pending) >= MAX_PENDING:
+            raise Unavailable("the audit log is overloaded, so the call was refused", retry_after=1.0)
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pending.append((canonical(record), future))
+        if not self._writing.locked():
+            async with self._writing:
+                while self._pending:
+                    batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                    await self._commit(batch)
+        return await future
+
+    async def _commit(self, batch: list[tuple[str, asyncio.Future[int]]]) -> None:
+        started = time.perf_counter()
         try:
-            self._queue.put_nowait((canonical(record), future))
-        except asyncio.QueueFull:
-            raise Unavailable("the audit log is overloaded, so the call was refused", retry_after=1.0) from None
-        return await asyncio.shield(future)
-
-    async def _drain(self) -> None:
-        while not self._queue.empty() and self._writer is not None and not self._writer.done():
-            await asyncio.sleep(0.005)
-
-    async def _write_forever(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < MAX_BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            bodies = [body for body, _ in batch]
-            started = loop.time()
-            try:
-                last_seq = await self._write(bodies)
-            except Exception as exc:  # noqa: BLE001 - every waiter must learn the write failed
-                self.healthy = False
-                log.error("audit write failed (%s); refusing the affected calls", type(exc).__name__)
-                failure = Unavailable("the audit log could not record the call, so its result was withheld",
-                                      retry_after=1.0)
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(failure)
-                continue
-            self.healthy = True
-            self.writes += 1
-            self.last_write_ms = (loop.time() - started) * 1000
-            first = last_seq - len(batch) + 1
-            for offset, (_, future) in enumerate(batch):
+            last_seq = await self._write([body for body, _ in batch])
+        except Exception as exc:  # noqa: BLE001 - every waiter must learn the write failed
+            self.healthy = False
+            log.error("audit write failed (%s); refusing the affected calls", type(exc).__name__)
+            failure = Unavailable("the audit log could not record the call, so its result was withheld",
+                                  retry_after=1.0)
+            for _, future in batch:
                 if not future.done():
-                    future.set_result(first + offset)
+                    future.set_exception(failure)
+            return
+        self.healthy = True
+        self.writes += 1
+        self.last_write_ms = (time.perf_counter() - started) * 1000
+        first = last_seq - len(batch) + 1
+        for offset, (_, future) in enumerate(batch):
+            if not future.done():
+                future.set_result(first + offset)
 
     async def _write(self, bodies: list[str]) -> int:
         if self._conn is None or self._conn.is_closed():

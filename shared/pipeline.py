@@ -93,7 +93,6 @@ class ToolCallPipeline:
         name = str(params.get("name", ""))
         arguments = params.get("arguments") or {}
         policy = self.server.policies.get(name)
-        audit = self.server.audit
         started = time.perf_counter()
         call = CallInfo(
             server=self.server.name,
@@ -112,10 +111,10 @@ class ToolCallPipeline:
             elif phase_failure is not None:
                 result = error_result(phase_failure, ctx.protocol_version)
             size = len(json.dumps(result, separators=(",", ":"), default=str))
-            record = self._record(call, policy, arguments, "result", outcome_failure, started, size)
             try:
                 await self.server.wait_ready(self.server.settings.acquire_timeout_s)
-                await audit.append(record)
+                record = self._record(call, policy, arguments, "result", outcome_failure, started, size)
+                await self.server.audit.append(record)
             except ToolFailure as refusal:
                 return error_result(refusal, ctx.protocol_version)
             return result

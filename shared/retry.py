@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -114,7 +115,22 @@ async def run_with_retry(
     `deadline` is absolute, on the same clock as `clock` (monotonic seconds). `on_retry(n, exc)` is
     called before sleeping after failed attempt `n`, for logs and metrics.
     """
-    stop: stop_base = stop_after_attempt(policy.attempts)
+    # Fast path: the first try runs without tenacity's machinery, which costs more than a cheap
+    # tool call itself; only a transient failure hands the remaining attempts to tenacity.
+    try:
+        return await fn()
+    except Exception as exc:
+        if policy.attempts == 1 or not is_transient(exc):
+            raise
+        first_wait = random.uniform(0, min(policy.max_wait, policy.initial_wait))
+        if deadline is not None and clock() + first_wait >= deadline:
+            raise
+        if on_retry is not None:
+            on_retry(1, exc)
+        await sleep(first_wait)
+
+    # Attempts 2..N: tenacity numbers them 1..N-1, so the multiplier doubles to keep the schedule.
+    stop: stop_base = stop_after_attempt(policy.attempts - 1)
     if deadline is not None:
         stop = stop | _stop_before_deadline(deadline, clock)
 
@@ -122,12 +138,12 @@ async def run_with_retry(
         if on_retry is not None and state.outcome is not None:
             exc = state.outcome.exception()
             if exc is not None:
-                on_retry(state.attempt_number, exc)
+                on_retry(state.attempt_number + 1, exc)
 
     retrying = AsyncRetrying(
         sleep=sleep,
         stop=stop,
-        wait=wait_random_exponential(multiplier=policy.initial_wait, max=policy.max_wait),
+        wait=wait_random_exponential(multiplier=policy.initial_wait * 2, max=policy.max_wait),
         retry=retry_if_exception(is_transient),
         before_sleep=before_sleep,
         reraise=True,
