@@ -113,7 +113,8 @@ async def export(conn: asyncpg.Connection, flt: AuditFilter, out: Any, *, batch:
     where, values = flt.where()
     count = 0
     async with conn.transaction(readonly=True):
-        query = f"SELECT seq, body, encode(prev_hash, 'hex') AS prev, encode(hash, 'hex') AS hash FROM audit_log{where} ORDER BY seq"
+        query = (f"SELECT seq, body, encode(prev_hash, 'hex') AS prev, encode(hash, 'hex') AS hash"
+                 f" FROM audit_log{where} ORDER BY seq")
         async for row in conn.cursor(query, *values, prefetch=batch):
             out.write(json.dumps({"seq": row["seq"], "prev_hash": row["prev"], "hash": row["hash"],
                                   "record": json.loads(row["body"])}) + "\n")

@@ -152,7 +152,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         elif args.action == "search":
             _emit(await audit_query.search(conn, flt, limit=args.limit), args.json, _TABLE)
         elif args.action == "export":
-            out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+            out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115, ASYNC230
             try:
                 count = await audit_query.export(conn, flt, out)
             finally:

@@ -23,13 +23,13 @@ from typing import Any, TypeVar
 
 from mcp.server.mcpserver import MCPServer
 
-from shared.embedded_db import resolve_database_url
-from shared.migrate import prepare_database
 from shared.audit import AuditLog
 from shared.config import Settings
+from shared.embedded_db import resolve_database_url
 from shared.errors import Unavailable
 from shared.identity import Principal
 from shared.limits import Rate, RateLimiter
+from shared.migrate import prepare_database
 from shared.pipeline import ToolCallPipeline
 from shared.pool import Database
 from shared.retry import RetryPolicy
