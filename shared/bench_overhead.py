@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -64,13 +65,18 @@ async def _measure(kind: str, calls: int, env: dict[str, str]) -> float:
 
 async def run(calls: int, rounds: int = 3) -> dict[str, float]:
     env = {**os.environ, "MCP_SUITE_SCOPES": "bench:read", "MCP_SUITE_PRINCIPAL": "bench"}
-    if not env.get("DATABASE_URL"):
-        env["MCP_SUITE_HOME"] = tempfile.mkdtemp(prefix="mcp-suite-bench-")
+    scratch = None if env.get("DATABASE_URL") else tempfile.mkdtemp(prefix="mcp-suite-bench-")
+    if scratch:
+        env["MCP_SUITE_HOME"] = scratch  # a throwaway embedded database, not the user's audit log
     bare: list[float] = []
     suite: list[float] = []
-    for _ in range(rounds):
-        bare.append(await _measure("bare", calls, env))
-        suite.append(await _measure("suite", calls, env))
+    try:
+        for _ in range(rounds):
+            bare.append(await _measure("bare", calls, env))
+            suite.append(await _measure("suite", calls, env))
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
     bare_rate, suite_rate = statistics.median(bare), statistics.median(suite)
     return {
         "calls_per_round": calls,
