@@ -209,7 +209,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.kind == "overhead":
         from shared.bench_overhead import main as overhead
 
-        return overhead(calls=args.calls, as_json=args.json)
+        return overhead(calls=args.calls, as_json=args.json, rounds=args.rounds)
     if args.kind == "http":
         from shared.bench_http import main as http_bench
 
@@ -272,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--clients", type=int, default=32)
     bench.add_argument("--seconds", type=float, default=30.0)
     bench.add_argument("--calls", type=int, default=2000)
+    bench.add_argument("--rounds", type=int, default=3)
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(handler=cmd_bench)
 
