@@ -1,0 +1,1 @@
+"""The suite's MCP servers, one package each (see `servers.registry`)."""
