@@ -50,8 +50,10 @@ class Database:
         command_timeout: float = 10.0,
         acquire_timeout: float = 5.0,
         breaker: CircuitBreaker | None = None,
+        session_settings: dict[str, str] | None = None,
     ) -> None:
         self.url = url
+        self.session_settings = dict(session_settings or {})
         self.min_size = min_size
         self.max_size = max_size
         self.command_timeout = command_timeout
@@ -81,6 +83,7 @@ class Database:
                 command_timeout=self.command_timeout,
                 init=init_connection,
                 timeout=self.acquire_timeout,
+                server_settings=self.session_settings or None,
             )
         self._ready.set()
 

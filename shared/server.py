@@ -43,8 +43,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 class SuiteServer:
     """One MCP server of the suite: tools with declared policies over shared resilience parts."""
 
-    def __init__(self, name: str, *, instructions: str | None = None, version: str = "0.1.0") -> None:
+    def __init__(self, name: str, *, instructions: str | None = None, version: str = "0.1.0",
+                 session_settings: dict[str, str] | None = None) -> None:
         self.name = name
+        self.session_settings = dict(session_settings or {})
         self.settings = Settings.from_env()
         self.policies: dict[str, ToolPolicy] = {}
         self.limiter = RateLimiter()
@@ -83,6 +85,7 @@ class SuiteServer:
             max_size=settings.pool_max_size,
             command_timeout=settings.command_timeout_s,
             acquire_timeout=settings.acquire_timeout_s,
+            session_settings=self.session_settings,
         )
 
     async def wait_ready(self, timeout: float) -> None:
