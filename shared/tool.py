@@ -109,7 +109,7 @@ class ToolPolicy:
 
 def client_message(failure: ToolFailure) -> str:
     text = f"{failure.error_class}: {failure.message}"
-    if failure.retry_after is not None:
+    if failure.retry_after is not None and "retry" not in failure.message:
         text += f" (retry after {failure.retry_after:.2f} s)"
     return text
 

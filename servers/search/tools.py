@@ -197,7 +197,7 @@ async def index_stats() -> IndexStats:
                       embedding_model=state, embedding_breaker=embedder.breaker.state)
 
 
-@app.tool(scopes={"search:write"}, idempotent=True, timeout=600.0, rate=Rate(2, per=1.0),
+@app.tool(scopes={"search:write"}, idempotent=True, timeout=600.0, rate=Rate(20, per=1.0),
           redact=("content",), title="Ingest documents")
 async def ingest(
     ctx: Context,
