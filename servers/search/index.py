@@ -127,3 +127,26 @@ async def _add_chunks(conn: asyncpg.Connection, doc: PreparedDocument) -> None:
         "UPDATE search_stats SET chunks = chunks + $1, total_length = total_length + $2 WHERE id",
         len(doc.chunks), sum(c.length for c in doc.chunks),
     )
+
+
+async def consistency_problems(conn: asyncpg.Connection) -> list[str]:
+    """Invariants of the index (empty list = consistent); used by tests and for operators."""
+    problems = []
+    checks = {
+        "documents whose chunk_count differs from their chunks":
+            """SELECT count(*) FROM search_documents d WHERE d.chunk_count <>
+               (SELECT count(*) FROM search_chunks c WHERE c.document_id = d.id)""",
+        "corpus statistics that differ from the chunks":
+            """SELECT count(*) FROM search_stats s WHERE s.chunks <> (SELECT count(*) FROM search_chunks)
+               OR s.total_length <> (SELECT coalesce(sum(length), 0) FROM search_chunks)""",
+        "postings that differ from the chunks' term lists":
+            """SELECT abs((SELECT count(*) FROM search_postings)
+                          - (SELECT coalesce(sum(cardinality(term_ids)), 0) FROM search_chunks))""",
+        "terms whose document frequency differs from their postings":
+            """SELECT count(*) FROM search_terms t WHERE t.df <>
+               (SELECT count(*) FROM search_postings p WHERE p.term_id = t.id)""",
+    }
+    for label, sql in checks.items():
+        if await conn.fetchval(sql):
+            problems.append(label)
+    return problems
