@@ -210,6 +210,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from shared.bench_overhead import main as overhead
 
         return overhead(calls=args.calls, as_json=args.json, rounds=args.rounds)
+    if args.kind == "search":
+        from servers.search.bench import main as search_bench
+
+        return search_bench(args.chunks, queries=args.queries, as_json=args.json)
     if args.kind == "http":
         from shared.bench_http import main as http_bench
 
@@ -222,6 +226,18 @@ def cmd_tokens(args: argparse.Namespace) -> int:
     from shared.tokens_cli import main as tokens_main
 
     return tokens_main(args.rest)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from servers.search.evaluate import main as evaluate
+
+    return evaluate(args.dataset, as_json=args.json, limit_queries=args.limit_queries)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from servers.search.cli_ingest import main as ingest
+
+    return ingest(args.paths, roots=args.root, fmt=args.format)
 
 
 # --- parser ------------------------------------------------------------------------------------------
@@ -268,13 +284,29 @@ def build_parser() -> argparse.ArgumentParser:
     claude.set_defaults(handler=cmd_claude_config)
 
     bench = sub.add_parser("bench", help="benchmarks")
-    bench.add_argument("kind", choices=["overhead", "http"])
+    bench.add_argument("kind", choices=["overhead", "http", "search"])
+    bench.add_argument("--chunks", type=int, default=100_000, help="search: synthetic corpus size")
+    bench.add_argument("--queries", type=int, default=200, help="search: timed queries")
     bench.add_argument("--clients", type=int, default=32)
     bench.add_argument("--seconds", type=float, default=30.0)
     bench.add_argument("--calls", type=int, default=2000)
     bench.add_argument("--rounds", type=int, default=3)
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(handler=cmd_bench)
+
+    evaluate = sub.add_parser("eval", help="retrieval quality on a BEIR-layout dataset")
+    evaluate.add_argument("target", choices=["search"])
+    evaluate.add_argument("dataset", help="folder with corpus.jsonl, queries.jsonl, qrels/*.tsv")
+    evaluate.add_argument("--limit-queries", type=int)
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(handler=cmd_eval)
+
+    ingest = sub.add_parser("ingest", help="index files or directories into the search server")
+    ingest.add_argument("paths", nargs="+")
+    ingest.add_argument("--root", action="append",
+                        help="confine reads to these roots (default: each path's own folder)")
+    ingest.add_argument("--format", choices=["auto", "text", "markdown", "html"], default="auto")
+    ingest.set_defaults(handler=cmd_ingest)
 
     tokens = sub.add_parser("tokens", help="API tokens for the HTTP transports (create, list, revoke)")
     tokens.add_argument("rest", nargs=argparse.REMAINDER)

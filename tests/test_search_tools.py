@@ -183,3 +183,23 @@ async def test_bad_ingests_change_nothing(connect, indexed, arguments):
         assert await conn.fetchval("SELECT count(*) FROM search_chunks") == before
     finally:
         await conn.close()
+
+
+async def test_ingest_from_paths_inside_roots_only(connect, indexed, tmp_path, monkeypatch):
+    root = tmp_path / "library"
+    (root / "notes").mkdir(parents=True)
+    (root / "notes" / "kites.md").write_text("# Kites\n\nA kite flies on the wind.")
+    (root / "notes" / "boats.html").write_text("<html><title>Boats</title><p>Boats float on water.</p></html>")
+    (tmp_path / "secret.txt").write_text("top secret")
+    (root / "notes" / "escape.txt").symlink_to(tmp_path / "secret.txt")
+    monkeypatch.setenv("MCP_SUITE_SEARCH_ROOTS", str(root))
+    async with connect(app, principal=USER, url=indexed) as client:
+        report = await client.call_tool("ingest", {"path": str(root / "notes")})
+        outside = await client.call_tool("ingest", {"path": str(tmp_path / "secret.txt")})
+        link = await client.call_tool("ingest", {"path": str(root / "notes" / "escape.txt")})
+        found = await client.call_tool("hybrid_search", {"query": "kite wind", "mode": "keyword"})
+    titles = sorted(d["source"].rsplit("/", 1)[-1] for d in report.structured_content["documents"])
+    assert titles == ["boats.html", "kites.md"]
+    assert found.structured_content["hits"][0]["title"] == "Kites"
+    for refused in (outside, link):
+        assert refused.is_error and str(tmp_path) not in refused.content[0].text

@@ -66,6 +66,7 @@ class QueryPlan:
     min_score: float | None = None
     filters: Filters | None = None
     embedding: Any = None
+    full_scan: bool = False  # force the plain scan (tests compare it with the pruned path)
     args: list[Any] = field(default_factory=list)
 
     def param(self, value: Any) -> str:
@@ -98,6 +99,23 @@ def _filter_sql(plan: QueryPlan) -> str:
     return " AND ".join(clauses)
 
 
+def _full_scan_sql(terms: str, qtf: str, k1: str, b: str, depth: str, where: str) -> str:
+    """Every posting of every query term, scored and cut to `depth` (used with filters: they apply
+    to each posting's document before the cut)."""
+    doc_join = (f" JOIN search_chunks c ON c.id = p.chunk_id JOIN search_documents d ON d.id = c.document_id"
+                f" WHERE {where}") if where else ""
+    return f"""
+stats AS (SELECT chunks::float8 AS n, total_length::float8 / greatest(chunks, 1) AS avgdl FROM search_stats),
+q AS (SELECT t.id, ln(1 + (s.n - t.df + 0.5) / (t.df + 0.5)) * qt.qtf AS w
+      FROM unnest({terms}::text[], {qtf}::int[]) AS qt(term, qtf)
+      JOIN search_terms t ON t.term = qt.term CROSS JOIN stats s),
+kw_scored AS (SELECT p.chunk_id, sum(q.w * p.tf * ({k1} + 1)
+                     / (p.tf + {k1} * (1 - {b} + {b} * p.length / s.avgdl))) AS score
+              FROM q JOIN search_postings p ON p.term_id = q.id CROSS JOIN stats s{doc_join}
+              GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT {depth}),
+kw AS (SELECT chunk_id, score, row_number() OVER (ORDER BY score DESC, chunk_id) AS rank FROM kw_scored)"""
+
+
 def build_sql(plan: QueryPlan) -> str:
     """Assemble the statement for a plan (the parameters accumulate in `plan.args`)."""
     counts = Counter(tokens(plan.text))
@@ -109,18 +127,13 @@ def build_sql(plan: QueryPlan) -> str:
     if use_keyword:
         terms, qtf = plan.param(list(counts)), plan.param(list(counts.values()))
         k1, b = plan.param(plan.k1) + "::float8", plan.param(plan.b) + "::float8"
-        doc_join = (f" JOIN search_chunks c ON c.id = p.chunk_id JOIN search_documents d ON d.id = c.document_id"
-                    f" WHERE {where}") if where else ""
-        ctes.append(f"""
-stats AS (SELECT chunks::float8 AS n, total_length::float8 / greatest(chunks, 1) AS avgdl FROM search_stats),
-q AS (SELECT t.id, ln(1 + (s.n - t.df + 0.5) / (t.df + 0.5)) * qt.qtf AS w
-      FROM unnest({terms}::text[], {qtf}::int[]) AS qt(term, qtf)
-      JOIN search_terms t ON t.term = qt.term CROSS JOIN stats s),
-kw_scored AS (SELECT p.chunk_id, sum(q.w * p.tf * ({k1} + 1)
-                     / (p.tf + {k1} * (1 - {b} + {b} * p.length / s.avgdl))) AS score
-              FROM q JOIN search_postings p ON p.term_id = q.id CROSS JOIN stats s{doc_join}
-              GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT {depth}),
+        if not where and not plan.full_scan:
+            # Unfiltered: the threshold-algorithm function reads only what can reach the top `depth`.
+            ctes.append(f"""
+kw_scored AS (SELECT chunk_id, score FROM search_bm25_top({terms}::text[], {qtf}::int[], {k1}, {b}, {depth})),
 kw AS (SELECT chunk_id, score, row_number() OVER (ORDER BY score DESC, chunk_id) AS rank FROM kw_scored)""")
+        else:
+            ctes.append(_full_scan_sql(terms, qtf, k1, b, depth, where))
     if use_semantic:
         vec = plan.param(plan.embedding)
         doc_join = " JOIN search_documents d ON d.id = c.document_id" if where else ""
@@ -149,7 +162,7 @@ sem AS (SELECT chunk_id, score, row_number() OVER (ORDER BY score DESC, chunk_id
     min_score = f" WHERE f.score >= {plan.param(plan.min_score)}::float8" if plan.min_score is not None else ""
     limit, offset = plan.param(plan.limit) + "::int", plan.param(plan.offset) + "::int"
     return f"""WITH {','.join(ctes)},
-fused AS ({fused})
+fused AS MATERIALIZED ({fused})
 SELECT f.chunk_id, f.score, f.kw_rank, f.kw_score, f.sem_rank, f.sem_score,
        c.document_id, c.ordinal, c.text, d.title, d.source, d.metadata
 FROM fused f JOIN search_chunks c ON c.id = f.chunk_id JOIN search_documents d ON d.id = c.document_id{min_score}

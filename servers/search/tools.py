@@ -41,7 +41,9 @@ app = SuiteServer(
         "similarity fused by reciprocal rank fusion. Use hybrid_search for ranked passages (with filters "
         "and explanations), search/fetch for document-level results, ingest to add documents."
     ),
-    session_settings={"hnsw.ef_search": "100", "hnsw.iterative_scan": "relaxed_order"},
+    # Custom plans: a generic plan cannot see how common the query's terms are.
+    session_settings={"hnsw.ef_search": "100", "hnsw.iterative_scan": "relaxed_order",
+                      "plan_cache_mode": "force_custom_plan"},
 )
 embedder = Embedder()
 
@@ -61,7 +63,7 @@ app.startup_hooks.append(_warm_up)
 
 
 def _jail():
-    from shared.jail import PathJail
+    from shared.paths import PathJail
 
     roots = [r for r in os.environ.get("MCP_SUITE_SEARCH_ROOTS", "").split(os.pathsep) if r]
     if not roots:
@@ -232,9 +234,9 @@ async def _ingest_path(path: str, fmt: str, metadata: Metadata | None, progress:
     jail = _jail()
     info = jail.stat(path)
     if stat_module.S_ISDIR(info.st_mode):
-        files = list(jail.walk_files(path, patterns=INGEST_PATTERNS, max_files=MAX_DIRECTORY_FILES + 1))
-        if len(files) > MAX_DIRECTORY_FILES:
-            raise InvalidInput(f"the directory holds more than {MAX_DIRECTORY_FILES} files; ingest it in parts")
+        base = path.rstrip("/") or "/"
+        relative = list(jail.walk_files(path, patterns=INGEST_PATTERNS, max_files=MAX_DIRECTORY_FILES))
+        files = [f"{base}/{name}" for name in relative if not name.endswith(".partial")]
     else:
         files = [path]
     report = IngestReport(documents=[])
