@@ -7,12 +7,13 @@ from shared.limits import Rate
 from shared.server import SuiteServer
 
 app = SuiteServer("clock", instructions="Tells the database's current time.")
+TIMEZONES = available_timezones()
 
 
 @app.tool(scopes={"clock:read"}, read_only=True, timeout=2.0, rate=Rate(5, per=1.0))
 async def database_time(timezone: str = "UTC") -> dict[str, str]:
     """The database server's current time in an IANA timezone, e.g. Europe/Paris."""
-    if timezone not in available_timezones():
+    if timezone not in TIMEZONES:
         raise InvalidInput(f"unknown timezone {timezone[:64]!r}")
     async with app.db.acquire() as conn:
         now = await conn.fetchval("SELECT (now() AT TIME ZONE $1)::text", timezone)

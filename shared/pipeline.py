@@ -16,6 +16,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mcp.server.auth.middleware.auth_context import get_access_token
@@ -37,6 +38,19 @@ session_principal: contextvars.ContextVar[Principal | None] = contextvars.Contex
     "mcp_suite_session_principal", default=None
 )
 
+# Called with each tool call's audit record (outcome as the caller saw it) and the seconds the audit
+# write took (None if it failed). Metrics subscribe here; an observer must be quick and never raise.
+call_observers: list[Callable[[dict[str, Any], float | None], None]] = []
+
+
+def incoming_request_id(ctx: Any) -> str | None:
+    """The id the HTTP layer stamped on this request (`scope["state"]["request_id"]`), so the audit
+    record, the JSON logs and the `X-Request-Id` response header agree. None outside HTTP."""
+    scope = getattr(getattr(ctx, "request", None), "scope", None)
+    state = scope.get("state") if isinstance(scope, dict) else None
+    value = state.get("request_id") if isinstance(state, dict) else None
+    return value if isinstance(value, str) and 0 < len(value) <= 64 else None
+
 
 def error_result(failure: ToolFailure, protocol_version: str | None) -> dict[str, Any]:
     """An `is_error` tool result shaped for the connection's protocol version."""
@@ -53,7 +67,8 @@ def error_result(failure: ToolFailure, protocol_version: str | None) -> dict[str
 def transport_of(ctx: Any, default: str) -> str:
     """HTTP requests carry a Starlette request; its path tells SSE from streamable HTTP."""
     request = getattr(ctx, "request", None)
-    path = getattr(getattr(request, "url", None), "path", None)
+    scope = getattr(request, "scope", None)  # the raw ASGI scope: cheaper than building `request.url`
+    path = scope.get("path") if isinstance(scope, dict) else None
     if path is None:
         return default
     return "sse" if ("/sse" in path or "/messages" in path) else "http"
@@ -99,7 +114,7 @@ class ToolCallPipeline:
             tool=_storable(name[:200]),
             principal=self.principal(),
             transport=transport_of(ctx, self.server.transport),
-            request_id=uuid.uuid4().hex,
+            request_id=incoming_request_id(ctx) or uuid.uuid4().hex,
         )
         token = bind_call(call)
         try:
@@ -108,15 +123,18 @@ class ToolCallPipeline:
             if outcome_failure is None and isinstance(result, dict) and result.get("isError"):
                 outcome_failure = self._describe_rejection(name, arguments)
                 result = error_result(outcome_failure, ctx.protocol_version)
-            elif phase_failure is not None:
-                result = error_result(phase_failure, ctx.protocol_version)
+            elif outcome_failure is not None:  # one clean message, without the SDK prefix
+                result = error_result(outcome_failure, ctx.protocol_version)
             size = len(json.dumps(result, separators=(",", ":"), default=str))
             try:
                 await self.server.wait_ready(self.server.settings.acquire_timeout_s)
                 record = self._record(call, policy, arguments, "result", outcome_failure, started, size)
+                audit_started = time.perf_counter()
                 await self.server.audit.append(record)
             except ToolFailure as refusal:
+                _observe(call, refusal, started)
                 return error_result(refusal, ctx.protocol_version)
+            _notify(record, time.perf_counter() - audit_started)
             return result
         finally:
             unbind_call(token)
@@ -187,6 +205,22 @@ class ToolCallPipeline:
         if result_bytes is not None:
             record["result_bytes"] = result_bytes
         return record
+
+
+def _notify(record: dict[str, Any], audit_seconds: float | None) -> None:
+    for observer in call_observers:
+        try:
+            observer(record, audit_seconds)
+        except Exception:  # noqa: BLE001 - an observer must never fail a call
+            log.exception("call observer failed")
+
+
+def _observe(call: CallInfo, failure: ToolFailure, started: float) -> None:
+    """A call refused because it could not be audited is still counted (as what the caller got)."""
+    if call_observers:
+        _notify({"server": call.server, "tool": call.tool, "outcome": "error", "error_class": failure.error_class,
+                 "latency_ms": round((time.perf_counter() - started) * 1000, 3), "request_id": call.request_id,
+                 "transport": call.transport, "principal": call.principal.id}, None)
 
 
 def _storable(text: str) -> str:

@@ -1,0 +1,238 @@
+"""The suite over HTTP: streamable HTTP and SSE, token auth, DNS-rebinding defence, health and metrics.
+
+`mcp-suite serve NAME --transport http|sse` serves one server at the root (`/mcp` or `/sse`);
+`mcp-suite serve all` serves every server at `/NAME/mcp` (streamable HTTP) and `/NAME/sse` (SSE).
+`/healthz`, `/readyz` and `/metrics` sit at the root, with the RFC 9728 protected-resource metadata
+of each endpoint under `/.well-known/oauth-protected-resource/...`. The layers in front of the SDK
+transports (request log, Host/Origin guard, bearer auth, per-server gate) are in `http_layers`.
+Each server's lifespan runs once per process, held by its streamable-HTTP session manager.
+
+Streamable HTTP is served stateless: any replica can answer any request, so replicas need no sticky
+sessions; everything that must be shared (audit chain, tokens, optional rate limits) is in PostgreSQL.
+SSE is connection-bound by nature (its POSTs must reach the process holding the stream).
+The request id stamped here is the one the audit record carries (`pipeline.incoming_request_id`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
+from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend
+from mcp.server.auth.routes import create_protected_resource_routes
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+from starlette.authentication import AuthenticationError
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, Router
+from starlette.types import ASGIApp
+
+from shared import metrics
+from shared.http_layers import (
+    HostOriginGuard,
+    HttpConfig,
+    RequestLog,
+    ServerGate,
+    configure_json_logging,
+    is_loopback,
+    split_list,
+)
+from shared.server import SuiteServer
+from shared.tokens import SuiteTokenVerifier, sync_env_tokens
+
+log = logging.getLogger("mcp_suite.http")
+
+
+# --- the application -----------------------------------------------------------------------------------
+
+@dataclass
+class _Mounted:
+    server: SuiteServer
+    http_app: Starlette  # built even when only SSE is served: its lifespan holds the server's, once
+    auth: AuthSettings
+
+
+def _ops_routes(mounted: list[_Mounted], config: HttpConfig) -> list[BaseRoute]:
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "alive"})
+
+    async def readyz(_request: Request) -> Response:
+        from shared.migrate import pending
+
+        report: dict[str, Any] = {"servers": {}}
+        ok = True
+        for m in mounted:
+            health = await m.server.db.health() if m.server.ready.is_set() else {"ok": False, "error": "starting"}
+            entry = {"ready": m.server.ready.is_set(), "database": health, "audit_healthy": m.server.audit.healthy}
+            ok = ok and entry["ready"] and bool(health.get("ok")) and m.server.audit.healthy
+            report["servers"][m.server.name] = entry
+        if ok and mounted:
+            try:
+                async with mounted[0].server.db.acquire() as conn:
+                    report["pending_migrations"] = await pending(conn)
+            except Exception as exc:  # noqa: BLE001 - readiness reports, never raises
+                report["pending_migrations"] = f"unknown ({type(exc).__name__})"
+            ok = report["pending_migrations"] == []
+        report["status"] = "ready" if ok else "not_ready"
+        return JSONResponse(report, status_code=200 if ok else 503)
+
+    async def metrics_endpoint(request: Request) -> Response:
+        if config.metrics_token and request.headers.get("authorization") != f"Bearer {config.metrics_token}":
+            return JSONResponse({"error": "invalid_token"}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+    for m in mounted:
+        scopes = sorted({scope for policy in m.server.policies.values() for scope in policy.scopes})
+        routes += create_protected_resource_routes(
+            resource_url=m.auth.resource_server_url,  # type: ignore[arg-type]
+            authorization_servers=[m.auth.issuer_url], scopes_supported=scopes or None,
+            resource_name=f"mcp-suite {m.server.name}",
+        )
+    return routes
+
+
+async def _sync_env_tokens(server: SuiteServer, text: str) -> None:
+    """Register `MCP_SUITE_API_TOKENS` once the database is up and migrated (retrying until it is)."""
+    while True:
+        try:
+            await server.wait_ready(30)
+            async with server.db.acquire() as conn:
+                count = await sync_env_tokens(conn, text)
+            log.info("registered %d token(s) from MCP_SUITE_API_TOKENS", count, extra={"event": "env_tokens"})
+            return
+        except ValueError as exc:
+            log.error("MCP_SUITE_API_TOKENS ignored: %s", exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - keep trying while the database is unreachable
+            log.warning("could not register environment tokens yet (%s); retrying", type(exc).__name__)
+            await asyncio.sleep(2.0)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+def _auth_unavailable(_conn: HTTPConnection, exc: AuthenticationError) -> Response:
+    metrics.refusal("-", "auth_unavailable")
+    return JSONResponse({"error": "temporarily_unavailable", "error_description": str(exc)}, status_code=503,
+                        headers={"Retry-After": "1"})
+
+
+def build_app(servers: list[SuiteServer], config: HttpConfig, verifier: SuiteTokenVerifier) -> ASGIApp:
+    """The whole ASGI application for these servers (not yet started: uvicorn runs its lifespan)."""
+    # Host/Origin are checked once, by HostOriginGuard, for every path; the SDK's copy stays off.
+    security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    issuer = config.issuer_url or verifier.issuer or config.public_url
+    serve_http_transport = config.mount_all or config.transport == "http"
+    serve_sse = config.mount_all or config.transport == "sse"
+    mounted: list[_Mounted] = []
+    server_routes: list[BaseRoute] = []
+    for server in servers:
+        prefix = f"/{server.name}" if config.mount_all else ""
+        http_sub = server.mcp.streamable_http_app(
+            streamable_http_path="/mcp", stateless_http=True, json_response=config.json_response,
+            max_request_body_size=config.max_body_bytes, transport_security=security,
+        )
+        inner: list[BaseRoute] = list(http_sub.routes) if serve_http_transport else []
+        if serve_sse:
+            inner += server.mcp.sse_app(sse_path="/sse", message_path="/messages/", transport_security=security,
+                                        max_request_body_size=config.max_body_bytes).routes
+        resource = config.public_url + prefix + ("/mcp" if serve_http_transport else "/sse")
+        auth = AuthSettings(issuer_url=issuer, resource_server_url=resource, validate_token_resource=False)
+        mounted.append(_Mounted(server, http_sub, auth))
+        server_routes.append(Mount(prefix, app=ServerGate(server, Router(routes=inner), config, auth)))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: object) -> AsyncIterator[None]:
+        metrics.install(servers)
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(verifier.close)
+            for m in mounted:
+                await stack.enter_async_context(m.http_app.router.lifespan_context(m.http_app))
+            env_tokens = os.environ.get("MCP_SUITE_API_TOKENS", "").strip()
+            if env_tokens and servers:
+                sync = asyncio.create_task(_sync_env_tokens(servers[0], env_tokens), name="env-tokens")
+                stack.push_async_callback(_cancel, sync)
+            log.info("serving %s", ", ".join(s.name for s in servers), extra={"event": "started"})
+            yield
+
+    ops = _ops_routes(mounted, config)
+    # servers first where their prefixes cannot shadow anything (fewer route checks per call)
+    routes = [*server_routes, *ops] if config.mount_all else [*ops, *server_routes]
+    app: ASGIApp = Router(routes=routes, lifespan=lifespan)  # no Starlette error middleware: uvicorn answers 500
+    app = AuthContextMiddleware(app)
+    app = AuthenticationMiddleware(app, backend=BearerAuthBackend(verifier), on_error=_auth_unavailable)
+    server_paths = tuple(f"/{s.name}/" for s in servers) if config.mount_all else ("/mcp", "/sse", "/messages/")
+    app = HostOriginGuard(app, config, server_paths)
+    return RequestLog(app)
+
+
+def load_servers(name: str) -> list[SuiteServer]:
+    """`all` (the registry, or `MCP_SUITE_SERVERS`), a registry name, or `module:attribute`."""
+    import importlib
+
+    from servers.registry import SERVERS, load
+
+    names = (split_list(os.environ.get("MCP_SUITE_SERVERS")) or sorted(SERVERS)) if name == "all" else [name]
+    servers: list[SuiteServer] = []
+    for entry in names:
+        if ":" in entry:
+            module, _, attribute = entry.partition(":")
+            servers.append(getattr(importlib.import_module(module), attribute))
+        else:
+            servers.append(load(entry))
+    if len({s.name for s in servers}) != len(servers):
+        raise ValueError("two servers share a name")
+    return servers
+
+
+def serve_http(args: argparse.Namespace) -> int:
+    """`mcp-suite serve NAME|all --transport http|sse`: run until SIGINT/SIGTERM."""
+    import uvicorn
+
+    from shared.config import Settings
+    from shared.embedded_db import resolve_database_url
+    from shared.rate_store import SharedRateLimiter
+
+    configure_json_logging()
+    try:
+        servers = load_servers(args.name)
+        config = HttpConfig.from_args(args)
+        url = resolve_database_url(Settings.from_env(), keep_running=False)
+        verifier = SuiteTokenVerifier.from_env(url)
+    except (KeyError, ImportError, AttributeError, ValueError, OSError) as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+    for server in servers:
+        server.configure(server.settings, database_url=url)
+        server.transport = config.transport
+        if config.rate_store == "postgres":
+            server.limiter = SharedRateLimiter(server.db)  # type: ignore[assignment]
+    if not is_loopback(config.host):
+        log.warning("listening on %s: put TLS in front (a reverse proxy) and set MCP_SUITE_ALLOWED_HOSTS",
+                    config.host)
+    if config.allow_anonymous:
+        log.warning("anonymous HTTP access is ON: callers without a token act as %s with scopes %s",
+                    servers[0].settings.principal, " ".join(sorted(servers[0].settings.scopes)))
+    app = build_app(servers, config, verifier)
+    uv = uvicorn.Config(app, host=config.host, port=config.port, log_config=None, access_log=False,
+                        lifespan="on", server_header=False, timeout_graceful_shutdown=10)
+    uvicorn.Server(uv).run()
+    return 0
