@@ -1,38 +1,98 @@
-"""What a profile may contain: pydantic types that reject bad input before any SQL runs.
+"""What a profile may hold: the validation every tool argument passes before any SQL runs.
 
-The same rules are CHECK constraints in migration 0002, so a bug here still cannot store bad data.
+Every rule here raises a message written for the model and never echoes the rejected value (a 1 MB
+string must not come back in the error). Nothing is trimmed or case-folded: a value is stored exactly
+as given or refused. The table's CHECK constraints (migrations/0002_user_profiles.sql) repeat the
+coarse rules as a last line of defence; these rules are always at least as strict.
+
+Email syntax is checked by hand (a conservative ASCII subset of RFC 5321 mailbox syntax) because the
+well-kept `email-validator` package is not a dependency of the suite; it would be the better choice
+for internationalised addresses, which are refused here.
+
+The search cursor lives here too: it is a value the client round-trips, so it is validated like any
+other input. It is signed (HMAC) and bound to the caller and the search it came from, so a tampered,
+forged or re-used cursor is refused as `invalid_input`. It grants nothing: every page re-applies the
+caller's access rules.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
+import json
 import re
 from datetime import datetime
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_LOCALE = re.compile(r"^[a-z]{2,3}(-[A-Z][A-Za-z]{1,3})?$")
+from shared.errors import InvalidInput
+
+MAX_VERSION = 2_147_483_647  # the column is a PostgreSQL integer
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_CONTROL_EXCEPT_LINES = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_LOCALE = re.compile(r"[a-z]{2,3}(-(?:[A-Z]{2}|[A-Z][a-z]{3}))?")
+_EMAIL_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_DOMAIN_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_TOP_LEVEL = re.compile(r"[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59}")
 
 
-def _no_nul(value: str) -> str:
+def _text(value: str, *, multiline: bool = False) -> str:
+    """Refuse what PostgreSQL text cannot store (NUL, unpaired surrogates) and invisible control characters."""
     if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
+        raise ValueError("must not contain NUL characters (\\x00)")
+    if _SURROGATE.search(value):
+        raise ValueError("must be valid Unicode text (it contains an unpaired surrogate)")
+    pattern = _CONTROL_EXCEPT_LINES if multiline else _CONTROL
+    if pattern.search(value):
+        allowed = "; only newlines and tabs are allowed" if multiline else ""
+        raise ValueError(f"must not contain control characters{allowed}")
+    return value
+
+
+def _single_line(value: str) -> str:
+    return _text(value)
+
+
+def _multiline(value: str) -> str:
+    return _text(value, multiline=True)
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must contain at least one visible character")
     return value
 
 
 def _email(value: str) -> str:
-    if not _EMAIL.match(value):
+    _text(value)
+    local, at, domain = value.rpartition("@")
+    if not at or not local or not domain:
         raise ValueError("must be an email address like name@example.com")
+    if len(local) > 64:
+        raise ValueError("the part before @ must be at most 64 characters")
+    if not _EMAIL_LOCAL.fullmatch(local):
+        raise ValueError("the part before @ may use letters, digits, dots (not leading, trailing or doubled) "
+                         "and !#$%&'*+/=?^_`{|}~- only")
+    labels = domain.split(".")
+    if (len(domain) > 253 or len(labels) < 2 or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels)
+            or not _TOP_LEVEL.fullmatch(labels[-1])):
+        raise ValueError("the part after @ must be a domain name like example.com (ASCII letters, digits, hyphens)")
     return value
 
 
 def _locale(value: str) -> str:
-    if not _LOCALE.match(value):
-        raise ValueError("must be a language tag like en or en-US")
+    _text(value)
+    if not _LOCALE.fullmatch(value):
+        raise ValueError("must be a language tag like 'en', 'en-US' or 'zh-Hant' (language lower-case, "
+                         "region upper-case, script capitalised)")
     return value
 
 
@@ -42,42 +102,81 @@ def _zones() -> frozenset[str]:
 
 
 def _timezone(value: str) -> str:
+    _text(value)
     if value not in _zones():
-        raise ValueError("must be an IANA timezone like Europe/Paris or UTC")
+        raise ValueError("must be an IANA timezone name like 'Europe/Paris' or 'UTC' (names are case-sensitive)")
     return value
 
 
-DisplayName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_nul)]
-Email = Annotated[str, Field(min_length=3, max_length=254), AfterValidator(_no_nul), AfterValidator(_email)]
-Bio = Annotated[str, Field(max_length=2000), AfterValidator(_no_nul)]
-Locale = Annotated[str, Field(min_length=2, max_length=12), AfterValidator(_no_nul), AfterValidator(_locale)]
-Timezone = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_no_nul), AfterValidator(_timezone)]
-Owner = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
-SearchText = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_nul)]
-Cursor = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
-Version = Annotated[int, Field(ge=1, le=2_147_483_647)]
+def _names(keys: list[Any]) -> str:
+    shown = ", ".join(repr(str(key)[:40]) for key in keys[:5])
+    return shown + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
 
 
-class NotificationPreferences(BaseModel):
+ProfileId = Annotated[UUID, Field(description="A profile id (UUID), as returned by the other tools.")]
+DisplayName = Annotated[str, Field(min_length=1, max_length=100, description="1-100 characters, one line."),
+                        AfterValidator(_single_line), AfterValidator(_not_blank)]
+Email = Annotated[str, Field(min_length=3, max_length=254, description="An email address, unique among profiles "
+                             "(case-insensitive)."), AfterValidator(_email)]
+Bio = Annotated[str, Field(max_length=2000, description="Free text, at most 2000 characters."),
+                AfterValidator(_multiline)]
+Locale = Annotated[str, Field(min_length=2, max_length=16, description="A language tag: 'en', 'en-US', 'zh-Hant'."),
+                   AfterValidator(_locale)]
+Timezone = Annotated[str, Field(min_length=1, max_length=64, description="An IANA timezone, e.g. 'Europe/Paris'."),
+                     AfterValidator(_timezone)]
+Owner = Annotated[str, Field(min_length=1, max_length=200, description="A principal id (admins only)."),
+                  AfterValidator(_single_line)]
+SearchText = Annotated[str, Field(min_length=1, max_length=100, description="Text to find in names and emails; "
+                                  "matched literally (% and _ are not wildcards)."), AfterValidator(_single_line)]
+Cursor = Annotated[str, Field(min_length=1, max_length=512, description="next_cursor from the previous page.")]
+Version = Annotated[int, Field(strict=True, ge=1, le=MAX_VERSION, description="The profile's current version.")]
+PageLimit = Annotated[int, Field(strict=True, ge=1, le=100, description="Profiles per page, 1-100.")]
+
+
+class _Strict(BaseModel):
+    """Objects with a fixed set of keys: an unknown key is an error that names it (clipped) and the allowed ones."""
+
     model_config = ConfigDict(extra="forbid")
 
-    email: bool = True
-    sms: bool = False
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = [key for key in data if key not in cls.model_fields]
+            if unknown:
+                raise ValueError(f"unknown key(s) {_names(unknown)}; allowed: {', '.join(cls.model_fields)}")
+        return data
 
 
-class Preferences(BaseModel):
-    """The preferences object's schema; unknown keys are refused."""
+class NotificationPreferences(_Strict):
+    email: bool = Field(default=True, strict=True)
+    sms: bool = Field(default=False, strict=True)
 
-    model_config = ConfigDict(extra="forbid")
+
+class Preferences(_Strict):
+    """The preferences object. Unknown keys are refused; a key left out takes its default."""
 
     theme: Literal["light", "dark", "system"] = "system"
     notifications: NotificationPreferences = Field(default_factory=NotificationPreferences)
-    language: Locale | None = None
-    page_size: int = Field(default=20, ge=10, le=100)
+    language: Locale | None = Field(default=None, description="UI language; null means the profile's locale.")
+    page_size: int = Field(default=20, strict=True, ge=10, le=100)
+
+
+class NewProfile(BaseModel):
+    """A complete, valid set of editable fields (the demo loader builds rows through this)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: DisplayName
+    email: Email
+    bio: Bio = ""
+    locale: Locale = "en"
+    timezone: Timezone = "UTC"
+    preferences: Preferences = Field(default_factory=Preferences)
 
 
 class Profile(BaseModel):
-    """A profile as tools return it."""
+    """A profile as the tools return it."""
 
     id: UUID
     owner: str
@@ -86,15 +185,59 @@ class Profile(BaseModel):
     bio: str
     locale: str
     timezone: str
-    preferences: dict[str, object]
-    version: int
+    preferences: Preferences
+    version: int = Field(description="Pass this as expected_version to update or delete the profile.")
     created_at: datetime
     updated_at: datetime
+    deleted_at: datetime | None = None
     deleted: bool = False
 
 
 class ProfilePage(BaseModel):
-    """One page of search results; pass `next_cursor` back to get the next page."""
+    """One page of search results; pass `next_cursor` back as `cursor` for the next page (null: no more)."""
 
     profiles: list[Profile]
     next_cursor: str | None = None
+
+
+BAD_CURSOR = "cursor is not valid for this search; pass next_cursor back exactly as returned, with the same " \
+             "query and locale, or leave it out to start again"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+
+
+def _cursor_mac(key: bytes, binding: str, payload: bytes) -> bytes:
+    message = binding.encode("utf-8", "surrogatepass") + b"\x00" + payload
+    return hmac.new(key, message, hashlib.sha256).digest()[:16]
+
+
+def encode_cursor(key: bytes, binding: str, created_at: datetime, profile_id: UUID) -> str:
+    """An opaque position after (created_at, id), valid only for the same `binding` (caller + search)."""
+    payload = json.dumps([1, created_at.isoformat(), str(profile_id)], separators=(",", ":")).encode()
+    return f"{_b64(payload)}.{_b64(_cursor_mac(key, binding, payload))}"
+
+
+def decode_cursor(key: bytes, binding: str, cursor: str) -> tuple[datetime, UUID]:
+    """The position in a cursor this server issued for `binding`; anything else is `InvalidInput`."""
+    body, dot, tag = cursor.partition(".")
+    try:
+        payload, mac = _unb64(body), _unb64(tag)
+    except (binascii.Error, ValueError):
+        raise InvalidInput(BAD_CURSOR) from None
+    canonical = _b64(payload) == body and _b64(mac) == tag  # one spelling per cursor: no spare bits to edit
+    if not dot or not canonical or not hmac.compare_digest(mac, _cursor_mac(key, binding, payload)):
+        raise InvalidInput(BAD_CURSOR)
+    try:
+        version, created_at, profile_id = json.loads(payload)
+        position = datetime.fromisoformat(created_at), UUID(profile_id)
+    except (ValueError, TypeError):
+        raise InvalidInput(BAD_CURSOR) from None
+    if version != 1 or position[0].tzinfo is None:
+        raise InvalidInput(BAD_CURSOR)
+    return position
