@@ -48,3 +48,199 @@ CREATE TABLE search_stats (
     total_length bigint NOT NULL
 );
 INSERT INTO search_stats (id, chunks, total_length) VALUES (true, 0, 0);
+
+-- Postings of a term grouped by term frequency, shortest chunks first. Within one (term, tf) group the
+-- BM25 contribution only falls as the chunk gets longer, for any k1, b >= 0 and any average length, so
+-- the union of every group's first L entries holds the term's exact top L: sorted access without a
+-- precomputed (and soon stale) impact score.
+CREATE INDEX search_postings_impact ON search_postings (term_id, tf, length, chunk_id);
+
+-- One posting's BM25 contribution: w (idf x query tf) times the saturated, length-normalised tf.
+-- Rounded to a multiple of 2^-30 so that sums over terms are exact in float8 whatever order the rows
+-- arrive in: equal scores stay equal and ties break on chunk id the same way in every plan (the
+-- rounding error, < 1e-9 per term, is far below what ranking or the rank-bm25 oracle can see).
+CREATE FUNCTION search_bm25_part(w float8, tf int, len int, k1 float8, b float8, avgdl float8)
+RETURNS float8 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+    SELECT round(w * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avgdl)) * 1073741824.0) / 1073741824.0
+$fn$;
+
+-- One term's best postings by BM25 contribution (sorted access for the threshold algorithm below).
+-- Its tf groups are visited best-first by their head (shortest chunk), each read only as far as its rows
+-- can still reach `thr`, the lim-th best contribution collected so far (a length bound, since within a
+-- group the contribution falls as the chunk grows). A group cut off by the row limit before `thr` was
+-- known is then read on up to the bound. `tau` bounds every posting not returned.
+CREATE FUNCTION search_term_top(t int, w float8, k1 float8, b float8, avgdl float8, lim int,
+                                OUT chunk_ids bigint[], OUT ws float8[], OUT tau float8)
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    g_tf int[];
+    g_bound float8[];
+    cut_len int[] := '{}';   -- per visited group: length of the last row read when the row limit hit it
+    cut_id bigint[] := '{}';
+    thr float8 := 0;
+    got int := 0;
+    n_read int;
+    r_ids bigint[];
+    r_ws float8[];
+    r_len int[];
+    visited int := 0;
+BEGIN
+    chunk_ids := '{}'; ws := '{}'; tau := 0;
+    WITH RECURSIVE tfs(tf) AS (
+        SELECT min(p.tf) FROM search_postings p WHERE p.term_id = t
+        UNION ALL
+        SELECT (SELECT min(p.tf) FROM search_postings p WHERE p.term_id = t AND p.tf > tfs.tf)
+          FROM tfs WHERE tfs.tf IS NOT NULL)
+    SELECT array_agg(tfs.tf ORDER BY x.bound DESC), array_agg(x.bound ORDER BY x.bound DESC)
+      INTO g_tf, g_bound
+      FROM tfs
+      CROSS JOIN LATERAL (SELECT min(p.length) AS len FROM search_postings p
+                           WHERE p.term_id = t AND p.tf = tfs.tf) h
+      CROSS JOIN LATERAL (SELECT w * tfs.tf * (k1 + 1) / (tfs.tf + k1 * (1 - b + b * h.len / avgdl)) AS bound) x
+     WHERE tfs.tf IS NOT NULL;
+    FOR j IN 1 .. coalesce(cardinality(g_tf), 0) LOOP
+        IF got >= lim AND g_bound[j] <= thr THEN
+            tau := g_bound[j];  -- the bounds are sorted: no later group can do better
+            EXIT;
+        END IF;
+        visited := j;
+        SELECT array_agg(r.chunk_id ORDER BY r.length, r.chunk_id), array_agg(r.length ORDER BY r.length, r.chunk_id),
+               array_agg(search_bm25_part(w, g_tf[j], r.length, k1, b, avgdl) ORDER BY r.length, r.chunk_id)
+          INTO r_ids, r_len, r_ws
+          FROM (SELECT p.chunk_id, p.length FROM search_postings p
+                 WHERE p.term_id = t AND p.tf = g_tf[j]
+                   AND p.length <= search_length_bound(g_tf[j], w, k1, b, avgdl, thr)
+                 ORDER BY p.length, p.chunk_id LIMIT lim) r;
+        n_read := coalesce(cardinality(r_ids), 0);
+        cut_len := cut_len || CASE WHEN n_read = lim THEN r_len[lim] END;
+        cut_id := cut_id || CASE WHEN n_read = lim THEN r_ids[lim] END;
+        IF n_read > 0 THEN
+            chunk_ids := chunk_ids || r_ids;
+            ws := ws || r_ws;
+            got := got + n_read;
+            IF got >= lim THEN
+                thr := (SELECT u.x FROM unnest(ws) AS u(x) ORDER BY u.x DESC OFFSET lim - 1 LIMIT 1);
+            END IF;
+        END IF;
+    END LOOP;
+    -- groups the row limit cut short: read on while their rows still reach thr
+    FOR j IN 1 .. visited LOOP
+        CONTINUE WHEN cut_len[j] IS NULL;
+        SELECT array_agg(p.chunk_id),
+               array_agg(search_bm25_part(w, g_tf[j], p.length, k1, b, avgdl))
+          INTO r_ids, r_ws
+          FROM search_postings p
+         WHERE p.term_id = t AND p.tf = g_tf[j] AND (p.length, p.chunk_id) > (cut_len[j], cut_id[j])
+           AND p.length <= search_length_bound(g_tf[j], w, k1, b, avgdl, thr);
+        chunk_ids := chunk_ids || coalesce(r_ids, '{}');
+        ws := ws || coalesce(r_ws, '{}');
+    END LOOP;
+    -- unread rows: below thr in every visited group, below tau (the first skipped head) elsewhere
+    IF got >= lim THEN
+        tau := greatest(tau, thr);
+    END IF;
+END
+$fn$;
+
+-- The longest chunk whose contribution for a term with this tf can still beat `thr` (strictly: rows that
+-- merely tie with thr stay unread, which matters when thousands of equal rows share a tf group). Rows
+-- are compared after rounding to the 2^-30 grid: any row at or above thr + 2^-32 is kept, and the 1e-10
+-- slack covers float error in the bound itself. An int, so it is an index condition on the length.
+CREATE FUNCTION search_length_bound(tf int, w float8, k1 float8, b float8, avgdl float8, thr float8)
+RETURNS int LANGUAGE sql IMMUTABLE AS $fn$
+    SELECT CASE WHEN thr > 0 AND b > 0 AND k1 > 0
+                THEN greatest(least(floor(avgdl / (b * k1) * (w * tf * (k1 + 1) / (thr + 2.3283064365386963e-10)
+                                                              - tf - k1 * (1 - b)) + 1e-10),
+                                    2147483647), -1)::int
+                ELSE 2147483647 END
+$fn$;
+
+-- Exact BM25 top-`depth` (Lucene idf) without scanning every posting of a common term.
+-- Threshold algorithm (Fagin) with iterative deepening: terms with few postings are read in full; for
+-- each common term only its best postings are read (`search_term_top`). Every candidate is scored
+-- exactly over all query terms (index probes). A chunk never seen scores at most tau = the sum of the
+-- common terms' bounds, so when the depth-th candidate scores strictly above tau the answer is exact;
+-- otherwise L grows 4x, and a term whose postings no longer outnumber 2L is read in full (in the end: a
+-- plain exact scan). STABLE: the same snapshot as the calling statement.
+CREATE FUNCTION search_bm25_top(q_terms text[], q_tf int[], k1 float8, b float8, depth int)
+RETURNS TABLE (chunk_id bigint, score float8)
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    n float8;
+    avgdl float8;
+    ids int[];
+    ws float8[];
+    dfs int[];
+    lim int := greatest(depth * 4, 64);
+    full_ids int[];
+    full_ws float8[];
+    big_ids int[];
+    big_ws float8[];
+    cands bigint[];
+    tau float8;
+    part record;
+    top_ids bigint[];
+    top_scores float8[];
+BEGIN
+    SELECT s.chunks::float8, s.total_length::float8 / greatest(s.chunks, 1) INTO n, avgdl FROM search_stats s;
+    SELECT array_agg(t.id ORDER BY t.id), array_agg(ln(1 + (n - t.df + 0.5) / (t.df + 0.5)) * qt.qtf ORDER BY t.id),
+           array_agg(t.df ORDER BY t.id)
+      INTO ids, ws, dfs
+      FROM (SELECT u.term, sum(u.qtf)::int AS qtf FROM unnest(q_terms, q_tf) AS u(term, qtf) GROUP BY u.term) qt
+      JOIN search_terms t ON t.term = qt.term
+     WHERE t.df > 0;
+    IF ids IS NULL OR depth < 1 THEN
+        RETURN;
+    END IF;
+    LOOP
+        full_ids := '{}'; full_ws := '{}'; big_ids := '{}'; big_ws := '{}';
+        FOR i IN 1 .. cardinality(ids) LOOP
+            IF dfs[i] <= 2::bigint * lim THEN
+                full_ids := full_ids || ids[i]; full_ws := full_ws || ws[i];
+            ELSE
+                big_ids := big_ids || ids[i]; big_ws := big_ws || ws[i];
+            END IF;
+        END LOOP;
+        tau := 0;
+        cands := '{}';
+        FOR i IN 1 .. cardinality(big_ids) LOOP
+            part := search_term_top(big_ids[i], big_ws[i], k1, b, avgdl, lim);
+            cands := cands || part.chunk_ids;
+            tau := tau + part.tau;
+        END LOOP;
+        IF cardinality(big_ids) > 0 THEN
+            IF cardinality(full_ids) > 0 THEN
+                cands := cands || ARRAY(SELECT p.chunk_id FROM unnest(full_ids) AS t(id)
+                                        JOIN search_postings p ON p.term_id = t.id);
+            END IF;
+            cands := ARRAY(SELECT DISTINCT c FROM unnest(cands) AS c ORDER BY c);
+        END IF;
+        SELECT array_agg(s.chunk_id ORDER BY s.sc DESC, s.chunk_id), array_agg(s.sc ORDER BY s.sc DESC, s.chunk_id)
+          INTO top_ids, top_scores
+          FROM (SELECT x.chunk_id, sum(search_bm25_part(x.w, x.tf, x.length, k1, b, avgdl)) AS sc
+                  FROM (SELECT p.chunk_id, t.w, p.tf, p.length
+                          FROM unnest(full_ids, full_ws) AS t(id, w)
+                          JOIN search_postings p ON p.term_id = t.id
+                        UNION ALL
+                        SELECT p.chunk_id, t.w, p.tf, p.length
+                          FROM unnest(big_ids, big_ws) AS t(id, w)
+                          CROSS JOIN LATERAL (SELECT q.chunk_id, q.tf, q.length FROM search_postings q
+                                               WHERE q.term_id = t.id AND q.chunk_id = ANY (cands)) p) x
+                 GROUP BY x.chunk_id
+                 ORDER BY sc DESC, x.chunk_id
+                 LIMIT depth) s;
+        EXIT WHEN cardinality(big_ids) = 0
+              OR (cardinality(top_ids) = depth AND top_scores[depth] > tau + 1e-9 * (cardinality(big_ids) + 10));
+        -- Several common terms: the bound rarely closes before most postings were read (a top chunk needs
+        -- high tf in all of them), so one failed round goes straight to the plain scan. Likewise when
+        -- deeper sorted access would cost about as much as scanning every posting.
+        IF cardinality(big_ids) > 1
+           OR 4 * cardinality(cands) * cardinality(big_ids) >= (SELECT sum(d) FROM unnest(dfs) AS d) THEN
+            lim := 2147483647 / 4;
+        ELSE
+            lim := lim * 4;
+        END IF;
+    END LOOP;
+    RETURN QUERY SELECT u.chunk_id, u.score FROM unnest(top_ids, top_scores) AS u(chunk_id, score);
+END
+$fn$;

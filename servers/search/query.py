@@ -109,8 +109,7 @@ stats AS (SELECT chunks::float8 AS n, total_length::float8 / greatest(chunks, 1)
 q AS (SELECT t.id, ln(1 + (s.n - t.df + 0.5) / (t.df + 0.5)) * qt.qtf AS w
       FROM unnest({terms}::text[], {qtf}::int[]) AS qt(term, qtf)
       JOIN search_terms t ON t.term = qt.term CROSS JOIN stats s),
-kw_scored AS (SELECT p.chunk_id, sum(q.w * p.tf * ({k1} + 1)
-                     / (p.tf + {k1} * (1 - {b} + {b} * p.length / s.avgdl))) AS score
+kw_scored AS (SELECT p.chunk_id, sum(search_bm25_part(q.w, p.tf, p.length, {k1}, {b}, s.avgdl)) AS score
               FROM q JOIN search_postings p ON p.term_id = q.id CROSS JOIN stats s{doc_join}
               GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT {depth}),
 kw AS (SELECT chunk_id, score, row_number() OVER (ORDER BY score DESC, chunk_id) AS rank FROM kw_scored)"""
