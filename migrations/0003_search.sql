@@ -181,6 +181,8 @@ DECLARE
     part record;
     top_ids bigint[];
     top_scores float8[];
+    max_w float8;
+    essential int;
 BEGIN
     SELECT s.chunks::float8, s.total_length::float8 / greatest(s.chunks, 1) INTO n, avgdl FROM search_stats s;
     SELECT array_agg(t.id ORDER BY t.id), array_agg(ln(1 + (n - t.df + 0.5) / (t.df + 0.5)) * qt.qtf ORDER BY t.id),
@@ -192,6 +194,7 @@ BEGIN
     IF ids IS NULL OR depth < 1 THEN
         RETURN;
     END IF;
+    max_w := (SELECT max(x) FROM unnest(ws) AS x);
     LOOP
         full_ids := '{}'; full_ws := '{}'; big_ids := '{}'; big_ws := '{}';
         FOR i IN 1 .. cardinality(ids) LOOP
@@ -203,10 +206,18 @@ BEGIN
         END LOOP;
         tau := 0;
         cands := '{}';
+        essential := 0;
         FOR i IN 1 .. cardinality(big_ids) LOOP
-            part := search_term_top(big_ids[i], big_ws[i], k1, b, avgdl, lim);
-            cands := cands || part.chunk_ids;
-            tau := tau + part.tau;
+            IF big_ws[i] < 0.1 * max_w THEN
+                -- MaxScore: a term this light cannot lift a chunk far; bound it by w * (k1 + 1) (its
+                -- contribution at any tf and length) and only look it up for the candidates
+                tau := tau + big_ws[i] * (k1 + 1);
+            ELSE
+                part := search_term_top(big_ids[i], big_ws[i], k1, b, avgdl, lim);
+                cands := cands || part.chunk_ids;
+                tau := tau + part.tau;
+                essential := essential + 1;
+            END IF;
         END LOOP;
         IF cardinality(big_ids) > 0 THEN
             IF cardinality(full_ids) > 0 THEN
@@ -231,10 +242,10 @@ BEGIN
                  LIMIT depth) s;
         EXIT WHEN cardinality(big_ids) = 0
               OR (cardinality(top_ids) = depth AND top_scores[depth] > tau + 1e-9 * (cardinality(big_ids) + 10));
-        -- Several common terms: the bound rarely closes before most postings were read (a top chunk needs
+        -- Several weighty common terms: the bound rarely closes before most postings were read (a top chunk needs
         -- high tf in all of them), so one failed round goes straight to the plain scan. Likewise when
         -- deeper sorted access would cost about as much as scanning every posting.
-        IF cardinality(big_ids) > 1
+        IF essential > 1
            OR 4 * cardinality(cands) * cardinality(big_ids) >= (SELECT sum(d) FROM unnest(dfs) AS d) THEN
             lim := 2147483647 / 4;
         ELSE

@@ -34,7 +34,8 @@ async def test_readme_example_tool_works(connect, database_url):
 
 
 async def test_bad_input_is_a_clear_error_without_internals(connect):
-    async with connect(clock_app, principal=READER) as client:
+    caller = Principal("bad-input", frozenset({"clock:read"}), "test")
+    async with connect(clock_app, principal=caller) as client:
         result = await client.call_tool("database_time", {"timezone": "Mars/Olympus'; DROP TABLE x; --"})
         wrong_type = await client.call_tool("database_time", {"timezone": 42})
     assert result.is_error
@@ -68,7 +69,8 @@ async def test_rate_limit_rejects_immediately_with_retry_hint(connect):
 
 @pytest.mark.parametrize("payload", ["x" * 1_000_000, "a\x00b", "\ud800"])
 async def test_hostile_strings_are_refused_and_audited(connect, database_url, payload):
-    async with connect(clock_app, principal=READER) as client:
+    caller = Principal(f"hostile-{len(payload)}-{ord(payload[-1])}", frozenset({"clock:read"}), "test")
+    async with connect(clock_app, principal=caller) as client:
         result = await client.call_tool("database_time", {"timezone": payload})
     assert result.is_error and "invalid_input" in result.content[0].text
     assert len(result.content[0].text) < 300

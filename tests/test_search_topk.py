@@ -93,5 +93,4 @@ async def test_common_term_query_reads_a_fraction_of_its_postings(zipf_db, term)
     full = await _impact_reads(zipf_db, f"""SELECT * FROM search_postings WHERE term_id =
                                            (SELECT id FROM search_terms WHERE term = '{term}')""")
     pruned = await _impact_reads(zipf_db, f"SELECT * FROM search_bm25_top('{{{term}}}', '{{1}}', 1.2, 0.75, 10)")
-    print(term, df, full, pruned)
     assert 0 < pruned < full / 2

@@ -21,15 +21,17 @@ import numpy as np
 from servers.search import query as q
 from servers.search.scratch import scratch_database
 
-CHUNK_TERMS = 120
+CHUNK_TERMS = (60, 180)  # chunk lengths vary around ~120 terms, as real chunks do
 ZIPF_EXPONENT = 1.07
 
 
-def synthetic_corpus(chunks: int, vocabulary: int, seed: int) -> np.ndarray:
-    """Term ranks (0 = most common) for each chunk: shape (chunks, CHUNK_TERMS)."""
+def synthetic_corpus(chunks: int, vocabulary: int, seed: int) -> list[np.ndarray]:
+    """Term ranks (0 = most common) for each chunk, 60-180 terms each."""
     rng = np.random.default_rng(seed)
     weights = 1.0 / np.arange(1, vocabulary + 1) ** ZIPF_EXPONENT
-    return rng.choice(vocabulary, size=(chunks, CHUNK_TERMS), p=weights / weights.sum()).astype(np.int32)
+    lengths = rng.integers(CHUNK_TERMS[0], CHUNK_TERMS[1] + 1, size=chunks)
+    flat = rng.choice(vocabulary, size=int(lengths.sum()), p=weights / weights.sum()).astype(np.int32)
+    return np.split(flat, np.cumsum(lengths)[:-1])
 
 
 def unit_vectors(count: int, seed: int) -> np.ndarray:
@@ -54,22 +56,26 @@ def word(rank: int) -> str:
     return f"w{rank}"
 
 
-async def _load(conn: asyncpg.Connection, corpus: np.ndarray, vectors: np.ndarray) -> float:
+async def _load(conn: asyncpg.Connection, corpus: list[np.ndarray], vectors: np.ndarray) -> float:
     started = time.perf_counter()
     n = len(corpus)
     await conn.execute("DROP INDEX search_chunks_embedding")
+    await conn.execute("DROP INDEX search_postings_impact")
     await conn.execute("ALTER TABLE search_postings DROP CONSTRAINT search_postings_pkey")
     await conn.copy_records_to_table(
         "search_documents", columns=["id", "source", "title", "metadata", "content_hash", "body", "chunk_count"],
         records=((f"b{i}", f"bench://{i}", f"chunk {i}", "{}", str(i), "", 1) for i in range(n)))
-    df = np.zeros(corpus.max() + 1, dtype=np.int64)
+    df = np.zeros(max(int(row.max()) for row in corpus) + 1, dtype=np.int64)
+    total_length = 0
     chunk_rows, posting_rows = [], []
     for i, row in enumerate(corpus):
         terms, counts = np.unique(row, return_counts=True)
         df[terms] += 1
         ids = (terms + 1).tolist()
-        chunk_rows.append((i + 1, f"b{i}", 0, " ".join(map(word, row.tolist())), CHUNK_TERMS, ids, vectors[i]))
-        posting_rows.extend(zip(ids, [i + 1] * len(ids), counts.tolist(), [CHUNK_TERMS] * len(ids), strict=True))
+        length = len(row)
+        total_length += length
+        chunk_rows.append((i + 1, f"b{i}", 0, " ".join(map(word, row.tolist())), length, ids, vectors[i]))
+        posting_rows.extend(zip(ids, [i + 1] * len(ids), counts.tolist(), [length] * len(ids), strict=True))
     await conn.copy_records_to_table(
         "search_chunks", columns=["id", "document_id", "ordinal", "text", "length", "term_ids", "embedding"],
         records=chunk_rows)
@@ -78,7 +84,7 @@ async def _load(conn: asyncpg.Connection, corpus: np.ndarray, vectors: np.ndarra
         records=((r + 1, word(r), int(df[r])) for r in range(len(df)) if df[r]))
     await conn.copy_records_to_table("search_postings", columns=["term_id", "chunk_id", "tf", "length"],
                                      records=posting_rows)
-    await conn.execute("UPDATE search_stats SET chunks = $1, total_length = $2", n, n * CHUNK_TERMS)
+    await conn.execute("UPDATE search_stats SET chunks = $1, total_length = $2", n, total_length)
     return time.perf_counter() - started
 
 
@@ -86,16 +92,15 @@ async def _build(conn: asyncpg.Connection) -> float:
     started = time.perf_counter()
     await conn.execute("SET maintenance_work_mem = '1GB'")
     await conn.execute("ALTER TABLE search_postings ADD PRIMARY KEY (term_id, chunk_id)")
+    await conn.execute("CREATE INDEX search_postings_impact ON search_postings (term_id, tf, length, chunk_id)")
     await conn.execute("CREATE INDEX search_chunks_embedding ON search_chunks USING hnsw (embedding vector_cosine_ops)")
-    await conn.execute("VACUUM ANALYZE search_postings")
-    await conn.execute("VACUUM ANALYZE search_chunks")
+    await conn.execute("VACUUM ANALYZE")
     return time.perf_counter() - started
 
 
 async def _time_queries(conn: asyncpg.Connection, queries: list[list[int]], vectors: np.ndarray) -> list[float]:
-    await conn.execute("SET hnsw.ef_search = 100")
-    await conn.execute("SET hnsw.iterative_scan = relaxed_order")
-    await conn.execute("SET plan_cache_mode = force_custom_plan")
+    for name, value in q.SESSION_SETTINGS.items():
+        await conn.execute("SELECT set_config($1, $2, false)", name, value)
     timings = []
     for terms, vector in zip(queries, vectors, strict=True):
         plan = q.QueryPlan(text=" ".join(map(word, terms)), mode="hybrid", limit=10, depth=100, embedding=vector)
@@ -108,7 +113,7 @@ async def _time_queries(conn: asyncpg.Connection, queries: list[list[int]], vect
 def _rank_bm25(corpus: np.ndarray, queries: list[list[int]], max_queries: int) -> tuple[float, float]:
     from rank_bm25 import BM25Okapi
 
-    docs = [[word(t) for t in row] for row in corpus.tolist()]
+    docs = [[word(t) for t in row.tolist()] for row in corpus]
     started = time.perf_counter()
     model = BM25Okapi(docs)
     build = time.perf_counter() - started
@@ -123,7 +128,8 @@ def _rank_bm25(corpus: np.ndarray, queries: list[list[int]], max_queries: int) -
 
 async def run_bench(chunks: int, *, queries: int = 200, vocabulary: int | None = None, seed: int = 42,
                     rank_bm25_queries: int = 20) -> dict[str, Any]:
-    vocabulary = vocabulary or max(2_000, min(200_000, chunks // 2))
+    # Heaps' law: distinct terms grow about as the 0.55th power of the running text.
+    vocabulary = vocabulary or int(min(1_000_000, max(5_000, 20 * (chunks * 120) ** 0.55)))
     corpus = synthetic_corpus(chunks, vocabulary, seed)
     vectors = unit_vectors(chunks, seed)
     query_terms = sample_queries(queries, vocabulary, seed)

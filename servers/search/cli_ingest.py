@@ -13,6 +13,7 @@ from pathlib import Path
 
 from servers.search.embedder import Embedder
 from servers.search.ingest import ingest_content
+from servers.search.query import SESSION_SETTINGS
 from shared.config import Settings
 from shared.embedded_db import resolve_database_url
 from shared.errors import ToolFailure
@@ -43,7 +44,7 @@ def _files(jail: PathJail, path: str) -> list[str]:
 async def _run(paths: list[tuple[str, str]], roots: list[str] | None, fmt: str) -> int:
     url = resolve_database_url(Settings.from_env())
     await prepare_database(url)
-    db = Database(url, session_settings={"plan_cache_mode": "force_custom_plan"})
+    db = Database(url, session_settings=SESSION_SETTINGS)
     await db.open()
     embedder = Embedder()
     failures = 0

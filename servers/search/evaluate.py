@@ -107,9 +107,8 @@ async def run_eval(folder: Path, *, depth: int = 200, limit_queries: int | None 
         try:
             await _index(conn, corpus, chunk_vectors, chunks)
             await conn.execute("ANALYZE")
-            await conn.execute("SET hnsw.ef_search = 200")
-            await conn.execute("SET hnsw.iterative_scan = relaxed_order")
-            await conn.execute("SET plan_cache_mode = force_custom_plan")
+            for name, value in q.SESSION_SETTINGS.items():
+                await conn.execute("SELECT set_config($1, $2, false)", name, value)
             for qid, vector in zip(query_ids, query_vectors, strict=True):
                 for mode in MODES:
                     plan = q.QueryPlan(text=queries[qid], mode=mode, limit=depth, depth=depth, embedding=vector)

@@ -20,6 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from servers.search.analyzer import tokens
 
 Mode = Literal["hybrid", "semantic", "keyword"]
+
+# Session settings every search connection uses (server, benchmark and evaluation alike):
+# HNSW keeps scanning past ef_search until a leg has its `depth` candidates (iterative scan), and
+# custom plans, because a generic plan cannot see how common the query's terms are.
+SESSION_SETTINGS = {"hnsw.ef_search": "40", "hnsw.iterative_scan": "relaxed_order",
+                    "plan_cache_mode": "force_custom_plan"}
 _KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 Scalar = str | int | float | bool
 

@@ -41,9 +41,7 @@ app = SuiteServer(
         "similarity fused by reciprocal rank fusion. Use hybrid_search for ranked passages (with filters "
         "and explanations), search/fetch for document-level results, ingest to add documents."
     ),
-    # Custom plans: a generic plan cannot see how common the query's terms are.
-    session_settings={"hnsw.ef_search": "100", "hnsw.iterative_scan": "relaxed_order",
-                      "plan_cache_mode": "force_custom_plan"},
+    session_settings=q.SESSION_SETTINGS,
 )
 embedder = Embedder()
 
