@@ -231,7 +231,7 @@ def cmd_tokens(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from servers.search.evaluate import main as evaluate
 
-    return evaluate(args.dataset, as_json=args.json, limit_queries=args.limit_queries)
+    return evaluate(args.dataset, as_json=args.json, limit_queries=args.limit_queries, k1=args.k1, b=args.b)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -298,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("target", choices=["search"])
     evaluate.add_argument("dataset", help="folder with corpus.jsonl, queries.jsonl, qrels/*.tsv")
     evaluate.add_argument("--limit-queries", type=int)
+    evaluate.add_argument("--k1", type=float, default=1.2, help="BM25 term-frequency saturation")
+    evaluate.add_argument("--b", type=float, default=0.75, help="BM25 length normalisation")
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(handler=cmd_eval)
 

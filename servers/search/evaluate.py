@@ -88,7 +88,8 @@ async def _index(conn: asyncpg.Connection, corpus: dict[str, tuple[str, str]], v
             id=doc_id, source=doc_id, title=title, body=body, content_hash=doc_id, chunks=doc_chunks))
 
 
-async def run_eval(folder: Path, *, depth: int = 200, limit_queries: int | None = None) -> dict[str, Any]:
+async def run_eval(folder: Path, *, depth: int = 200, limit_queries: int | None = None,
+                   k1: float = q.DEFAULT_K1, b: float = q.DEFAULT_B) -> dict[str, Any]:
     corpus, queries, qrels = load_dataset(folder)
     query_ids = sorted(queries)[:limit_queries] if limit_queries else sorted(queries)
     embedder = Embedder(batch_size=64)
@@ -111,7 +112,8 @@ async def run_eval(folder: Path, *, depth: int = 200, limit_queries: int | None 
                 await conn.execute("SELECT set_config($1, $2, false)", name, value)
             for qid, vector in zip(query_ids, query_vectors, strict=True):
                 for mode in MODES:
-                    plan = q.QueryPlan(text=queries[qid], mode=mode, limit=depth, depth=depth, embedding=vector)
+                    plan = q.QueryPlan(text=queries[qid], mode=mode, limit=depth, depth=depth, embedding=vector,
+                                       k1=k1, b=b)
                     ranked: list[str] = []
                     for row in await q.run(conn, plan):
                         if row["document_id"] not in ranked:
@@ -128,12 +130,13 @@ async def run_eval(folder: Path, *, depth: int = 200, limit_queries: int | None 
     return result
 
 
-def main(folder: str, *, as_json: bool = False, limit_queries: int | None = None) -> int:
+def main(folder: str, *, as_json: bool = False, limit_queries: int | None = None,
+         k1: float = q.DEFAULT_K1, b: float = q.DEFAULT_B) -> int:
     path = Path(folder)
     if not (path / "corpus.jsonl").exists():
         print(f"not a BEIR-layout folder (no corpus.jsonl): {folder}", file=sys.stderr)
         return 2
-    figures = asyncio.run(run_eval(path, limit_queries=limit_queries))
+    figures = asyncio.run(run_eval(path, limit_queries=limit_queries, k1=k1, b=b))
     if not as_json:
         for mode in MODES:
             print(f"{mode:8s} nDCG@10 {figures[mode]['ndcg@10']:.4f}  recall@100 {figures[mode]['recall@100']:.4f}")

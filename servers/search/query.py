@@ -21,6 +21,10 @@ from servers.search.analyzer import tokens
 
 Mode = Literal["hybrid", "semantic", "keyword"]
 
+# BM25 parameters (Lucene's defaults); `mcp-suite eval search --k1 --b` measures alternatives.
+DEFAULT_K1 = 1.2
+DEFAULT_B = 0.75
+
 # Session settings every search connection uses (server, benchmark and evaluation alike):
 # HNSW keeps scanning past ef_search until a leg has its `depth` candidates (iterative scan), and
 # custom plans, because a generic plan cannot see how common the query's terms are.
@@ -67,8 +71,8 @@ class QueryPlan:
     rrf_k: float = 60.0
     keyword_weight: float = 1.0
     semantic_weight: float = 1.0
-    k1: float = 1.2
-    b: float = 0.75
+    k1: float = DEFAULT_K1
+    b: float = DEFAULT_B
     min_score: float | None = None
     filters: Filters | None = None
     embedding: Any = None
