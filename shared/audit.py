@@ -34,10 +34,6 @@ def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-def redact(arguments: dict[str, Any], fields: frozenset[str]) -> dict[str, Any]:
-    return {k: ("[redacted]" if k in fields else v) for k, v in arguments.items()}
-
-
 class AuditLog:
     """Durable, ordered, tamper-evident call records for one process.
 

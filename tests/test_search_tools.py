@@ -203,3 +203,25 @@ async def test_ingest_from_paths_inside_roots_only(connect, indexed, tmp_path, m
     assert found.structured_content["hits"][0]["title"] == "Kites"
     for refused in (outside, link):
         assert refused.is_error and str(tmp_path) not in refused.content[0].text
+
+
+async def test_cli_ingest_indexes_a_directory_and_skips_unchanged(make_database, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# Kites\n\nKites fly on the wind.")
+    (docs / "b.txt").write_text("Boats float on water.")
+    (docs / "ignored.bin").write_bytes(b"\x00\x01")
+    async with make_database() as url:
+        env = {**os.environ, "DATABASE_URL": url}
+        outputs = []
+        for _ in range(2):
+            done = subprocess.run([sys.executable, "-m", "shared.cli", "ingest", str(docs)], env=env,
+                                  capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, done.stderr[-1500:]
+            outputs.append(done.stdout.strip())
+    assert outputs[0].endswith("2 created, 0 replaced, 0 unchanged, 0 skipped")
+    assert outputs[1].endswith("0 created, 0 replaced, 2 unchanged, 0 skipped")

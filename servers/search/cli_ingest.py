@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from servers.search.embedder import Embedder
-from servers.search.ingest import ingest_content
+from servers.search.ingest import files_under, ingest_content, read_text
 from servers.search.query import SESSION_SETTINGS
 from shared.config import Settings
 from shared.embedded_db import resolve_database_url
@@ -21,24 +21,12 @@ from shared.migrate import prepare_database
 from shared.paths import PathJail
 from shared.pool import Database
 
-PATTERNS = ("*.txt", "*.md", "*.markdown", "*.html", "*.htm", "*.rst")
-MAX_FILE_BYTES = 5_000_000
-
 
 def _bar(done: int, total: int, label: str) -> None:
     width = 30
     filled = int(width * done / total) if total else width
     sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label[:50]:50s}")
     sys.stderr.flush()
-
-
-def _files(jail: PathJail, path: str) -> list[str]:
-    import stat
-
-    if stat.S_ISDIR(jail.stat(path).st_mode):
-        base = path.rstrip("/") or "/"
-        return [f"{base}/{rel}" for rel in jail.walk_files(path, patterns=PATTERNS) if not rel.endswith(".partial")]
-    return [path]
 
 
 async def _run(paths: list[tuple[str, str]], roots: list[str] | None, fmt: str) -> int:
@@ -51,13 +39,13 @@ async def _run(paths: list[tuple[str, str]], roots: list[str] | None, fmt: str) 
     try:
         for raw, absolute in paths:
             jail = PathJail(roots or [str(Path(absolute).parent)])
-            files = _files(jail, absolute)
+            files = files_under(jail, absolute)
             counts = {"created": 0, "replaced": 0, "unchanged": 0}
             for number, file_path in enumerate(files, start=1):
                 _bar(number - 1, len(files), Path(file_path).name)
                 try:
-                    data = jail.read_bytes(file_path, max_bytes=MAX_FILE_BYTES).decode("utf-8", "replace")
-                    result = await ingest_content(db, embedder, data, fmt=fmt, name=file_path, source=file_path)
+                    result = await ingest_content(db, embedder, read_text(jail, file_path), fmt=fmt,
+                                                  name=file_path, source=file_path)
                     counts[result.status] += 1
                 except ToolFailure as exc:
                     failures += 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import stat
 import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,9 +20,26 @@ from servers.search.chunking import chunk_text
 from servers.search.embedder import Embedder
 from servers.search.parsers import parse
 from shared.errors import InvalidInput
+from shared.paths import PathJail
 from shared.pool import Database
 
 Progress = Callable[[float, float, str], Awaitable[None]]
+
+INGEST_PATTERNS = ("*.txt", "*.md", "*.markdown", "*.html", "*.htm", "*.rst")
+MAX_FILE_BYTES = 5_000_000
+
+
+def files_under(jail: PathJail, path: str, *, max_files: int = 100_000) -> list[str]:
+    """The ingestible files at `path` (itself, or those below it), as paths the jail accepts back."""
+    if not stat.S_ISDIR(jail.stat(path).st_mode):
+        return [path]
+    base = path.rstrip("/") or "/"
+    names = jail.walk_files(path, patterns=INGEST_PATTERNS, max_files=max_files)
+    return [f"{base}/{name}" for name in names if not name.endswith(".partial")]  # skip in-flight writes
+
+
+def read_text(jail: PathJail, path: str) -> str:
+    return jail.read_bytes(path, max_bytes=MAX_FILE_BYTES).decode("utf-8", "replace")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pydantic import Field
 from servers.search import index
 from servers.search import query as q
 from servers.search.embedder import Embedder
-from servers.search.ingest import ingest_content
+from servers.search.ingest import files_under, ingest_content, read_text
 from servers.search.models import (
     Document,
     Explain,
@@ -30,9 +30,7 @@ from shared.errors import InvalidInput, NotFound, Unavailable
 from shared.limits import Rate
 from shared.server import SuiteServer
 
-MAX_FILE_BYTES = 5_000_000
 MAX_DIRECTORY_FILES = 2_000
-INGEST_PATTERNS = ("*.txt", "*.md", "*.markdown", "*.html", "*.htm", "*.rst")
 
 app = SuiteServer(
     "search",
@@ -227,21 +225,12 @@ async def ingest(
 
 
 async def _ingest_path(path: str, fmt: str, metadata: Metadata | None, progress: Any) -> IngestReport:
-    import stat as stat_module
-
     jail = _jail()
-    info = jail.stat(path)
-    if stat_module.S_ISDIR(info.st_mode):
-        base = path.rstrip("/") or "/"
-        relative = list(jail.walk_files(path, patterns=INGEST_PATTERNS, max_files=MAX_DIRECTORY_FILES))
-        files = [f"{base}/{name}" for name in relative if not name.endswith(".partial")]
-    else:
-        files = [path]
+    files = files_under(jail, path, max_files=MAX_DIRECTORY_FILES)
     report = IngestReport(documents=[])
     for number, file_path in enumerate(files, start=1):
         try:
-            raw = jail.read_bytes(file_path, max_bytes=MAX_FILE_BYTES)
-            result = await ingest_content(app.db, embedder, raw.decode("utf-8", "replace"), fmt=fmt,
+            result = await ingest_content(app.db, embedder, read_text(jail, file_path), fmt=fmt,
                                           name=file_path, source=file_path, metadata=metadata)
             report.documents.append(IngestOutcome(document_id=result.document_id, status=result.status,
                                                   chunks=result.chunks, source=file_path))
