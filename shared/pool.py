@@ -3,8 +3,8 @@
 Every connection has the pgvector codec and a `command_timeout` (measured: without it a blackholed
 connection hangs each call for minutes, and `asyncio.wait_for` cannot help because asyncpg's own
 cancel request is unbounded). `acquire` always has a timeout: a full pool is a clear "busy" error,
-never an endless wait. The pool opens in the background so a server answers MCP discovery at once,
-even while the database is still starting or down; tool calls wait for it up to their acquire timeout.
+never an endless wait. The server opens it in the background (see `SuiteServer`), so discovery
+answers at once even while the database is starting or down; calls wait up to their acquire timeout.
 """
 
 from __future__ import annotations
@@ -69,7 +69,6 @@ class Database:
         )
         self._pool: asyncpg.Pool | None = None
         self._ready = asyncio.Event()
-        self._opening: asyncio.Task[None] | None = None
         self.last_error: str | None = None
 
     @property
@@ -93,24 +92,7 @@ class Database:
             )
         self._ready.set()
 
-    def open_in_background(self, *, retry_every: float = 1.0) -> None:
-        """Keep trying to open the pool without blocking start-up."""
-
-        async def keep_trying() -> None:
-            while self._pool is None:
-                try:
-                    await self.open()
-                except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-                    self.last_error = type(exc).__name__
-                    log.warning("database not reachable yet (%s); retrying", type(exc).__name__)
-                    await asyncio.sleep(retry_every)
-
-        if self._opening is None:
-            self._opening = asyncio.create_task(keep_trying(), name="database-open")
-
     async def close(self) -> None:
-        if self._opening is not None and not self._opening.done():
-            self._opening.cancel()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None

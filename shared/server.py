@@ -167,11 +167,21 @@ class SuiteServer:
                 await self.stop()
 
     async def _start_logged(self) -> None:
-        try:
-            await self.start()
-        except Exception as exc:  # noqa: BLE001 - a server without its database still answers discovery
-            log.error("%s could not open its database: %s", self.name, type(exc).__name__)
-            self.db.last_error = type(exc).__name__
+        """Start, and keep retrying with backoff: a server started while its database is down
+        still answers discovery, refuses tool calls clearly, and recovers once the database is back."""
+        delay = 0.5
+        while True:
+            try:
+                await self.start()
+                return
+            except Exception as exc:  # noqa: BLE001 - any start-up failure is retried, never fatal
+                log.error("%s could not open its database (%s); retrying in %.1f s",
+                          self.name, type(exc).__name__, delay)
+                self.db.last_error = type(exc).__name__
+                await self.audit.close()  # release what a partial start opened
+                await self.db.close()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     def run(self, transport: str = "stdio") -> None:
         self.transport = transport

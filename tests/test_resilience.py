@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 
@@ -84,7 +85,6 @@ async def test_full_pool_fails_fast_with_a_clear_error(database_url):
 
 async def test_dead_database_opens_the_breaker(tmp_path):
     db = Database(f"postgresql://nobody@/none?host={tmp_path}", acquire_timeout=0.3)
-    db.open_in_background(retry_every=0.05)
     with pytest.raises(Unavailable):
         async with db.acquire():
             pass
@@ -111,3 +111,30 @@ async def test_breaker_opens_after_repeated_connection_failures(database_url):
         assert failures >= db.breaker.policy.minimum_calls
     finally:
         await db.close()
+
+
+async def test_server_started_while_its_database_is_missing_recovers(pg_server, database_url):
+    import asyncpg
+
+    from tests.conftest import _url_for, test_settings
+
+    name = f"late_{uuid.uuid4().hex[:8]}"
+    url = _url_for(pg_server, name)
+    late = SuiteServer("late")
+    late.configure(test_settings(url), database_url=url)
+    starting = asyncio.create_task(late._start_logged())
+    try:
+        with pytest.raises(Unavailable):
+            await late.wait_ready(0.8)  # the database does not exist yet: calls are refused clearly
+        admin = await asyncpg.connect(_url_for(pg_server, "postgres"))
+        try:
+            await admin.execute(f"CREATE DATABASE {name}")
+        finally:
+            await admin.close()
+        await late.wait_ready(15)  # the retry loop got there without a restart
+        async with late.db.acquire() as conn:
+            assert await conn.fetchval("SELECT 1") == 1
+    finally:
+        starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        await late.stop()
