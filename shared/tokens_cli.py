@@ -48,7 +48,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str]) -> int:
     from shared import tokens
-    from shared.cli import run_with_connection
+    from shared.cli_support import run_with_connection
 
     args = _parser().parse_args(argv)
     if args.action == "generate":
