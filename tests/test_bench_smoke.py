@@ -1,16 +1,23 @@
-"""CI runs a small honest version of each benchmark: it must run end to end and print its figures.
+"""CI runs a small honest version of each benchmark: it runs end to end, and its figures must be
+internally consistent and backed by what actually happened (audit rows written, postings loaded).
 
-The full runs are `mcp-suite bench overhead` (see docs/benchmarks.md) and `pytest -m slow`.
+Speed itself is not asserted here (a busy CI machine makes any bound either flaky or vacuous); the
+full runs are `mcp-suite bench overhead|search|http` (see docs/benchmarks.md) and `pytest -m slow`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 
+import asyncpg
+import numpy as np
 import pytest
+
+WARM_UP_CALLS = 50  # shared/bench_overhead.py warms each session up with this many echo calls
 
 
 def run_bench(*args: str, env: dict[str, str] | None = None) -> dict[str, object]:
@@ -20,27 +27,66 @@ def run_bench(*args: str, env: dict[str, str] | None = None) -> dict[str, object
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_overhead_bench_small(database_url):
-    figures = run_bench("overhead", "--calls", "100", "--rounds", "1",
-                        env={**os.environ, "DATABASE_URL": database_url})
-    assert figures["bare_calls_per_s"] > 0 and figures["suite_calls_per_s"] > 0
-    assert 0 < figures["ratio"] < 2
+def assert_overhead_figures_consistent(figures: dict, calls: int, rounds: int) -> None:
+    """The summary figures are what the per-round figures say, not numbers made up elsewhere."""
+    assert figures["calls_per_round"] == calls and figures["rounds"] == rounds
+    assert len(figures["bare_rounds"]) == rounds and len(figures["suite_rounds"]) == rounds
+    assert all(r > 0 for r in figures["bare_rounds"] + figures["suite_rounds"])
+    assert figures["bare_calls_per_s"] == pytest.approx(statistics.median(figures["bare_rounds"]), abs=0.1)
+    assert figures["suite_calls_per_s"] == pytest.approx(statistics.median(figures["suite_rounds"]), abs=0.1)
+    ratio = figures["suite_calls_per_s"] / figures["bare_calls_per_s"]
+    assert figures["ratio"] == pytest.approx(ratio, abs=0.002)
+    assert figures["suite_initialize_s"] > 0
+
+
+async def test_overhead_bench_small(make_database):
+    calls, rounds = 100, 2
+    async with make_database() as url:
+        figures = run_bench("overhead", "--calls", str(calls), "--rounds", str(rounds),
+                            env={**os.environ, "DATABASE_URL": url})
+        conn = await asyncpg.connect(url)
+        try:
+            audited = await conn.fetch(
+                "SELECT outcome, count(*) AS n FROM audit_log WHERE server = 'bench' AND tool = 'echo'"
+                " AND principal = 'bench' GROUP BY outcome")
+        finally:
+            await conn.close()
+    assert_overhead_figures_consistent(figures, calls, rounds)
+    # The suite side really ran the policy stack: every suite call (warm-up included) left one
+    # committed audit record, and the bare side left none.
+    assert {r["outcome"]: r["n"] for r in audited} == {"ok": rounds * (calls + WARM_UP_CALLS)}
 
 
 @pytest.mark.slow
 def test_overhead_bench_full():
     figures = run_bench("overhead", "--calls", "2000", "--rounds", "3")
     print(figures)
-    assert figures["ratio"] > 0
+    assert_overhead_figures_consistent(figures, 2000, 3)
+
+
+def expected_postings(chunks: int, seed: int = 42) -> tuple[int, int]:
+    """(vocabulary, distinct (term, chunk) pairs) of the benchmark's synthetic corpus, recomputed here."""
+    from servers.search.bench import synthetic_corpus
+
+    vocabulary = int(min(1_000_000, max(5_000, 20 * (chunks * 120) ** 0.55)))
+    corpus = synthetic_corpus(chunks, vocabulary, seed)
+    return vocabulary, sum(len(np.unique(row)) for row in corpus)
 
 
 def test_search_bench_small(database_url):
-    figures = run_bench("search", "--chunks", "3000", "--queries", "50",
+    chunks, queries = 3000, 50
+    figures = run_bench("search", "--chunks", str(chunks), "--queries", str(queries),
                         env={**os.environ, "DATABASE_URL": database_url})
-    for key in ("chunks", "ingest_chunks_per_s", "build_s", "hybrid_p50_ms", "hybrid_p95_ms", "rank_bm25_build_s",
-                "rank_bm25_query_ms", "speedup_vs_rank_bm25"):
-        assert key in figures
-    assert figures["chunks"] == 3000 and figures["hybrid_p50_ms"] > 0
+    vocabulary, postings = expected_postings(chunks)
+    # `postings` is counted in the database after the load: it equals the distinct (term, chunk)
+    # pairs of all 3000 synthetic chunks only if every chunk really was indexed.
+    assert figures["vocabulary"] == vocabulary and figures["queries"] == queries
+    assert figures["postings"] == postings
+    assert figures["chunks"] == chunks
+    assert 0 < figures["hybrid_p50_ms"] <= figures["hybrid_p95_ms"] <= figures["hybrid_max_ms"]
+    assert figures["ingest_chunks_per_s"] > 0 and figures["build_s"] > 0 and figures["rank_bm25_build_s"] >= 0
+    speedup = figures["rank_bm25_query_ms"] / figures["hybrid_p50_ms"]
+    assert figures["speedup_vs_rank_bm25"] == pytest.approx(speedup, rel=0.05, abs=0.1)
 
 
 def test_search_eval_on_the_mini_dataset(database_url, tmp_path):
@@ -61,4 +107,6 @@ def test_search_eval_on_the_mini_dataset(database_url, tmp_path):
 def test_search_bench_100k():
     figures = run_bench("search", "--chunks", "100000", "--queries", "200")
     print(figures)
+    vocabulary, postings = expected_postings(100_000)
+    assert figures["vocabulary"] == vocabulary and figures["postings"] == postings
     assert figures["speedup_vs_rank_bm25"] > 1
