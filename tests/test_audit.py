@@ -1,18 +1,23 @@
-"""The audit log: durable group commit, a gap-free hash chain, and tamper detection."""
+"""The audit log: durable group commit, a gap-free hash chain, tamper detection, and the `audit` CLI's output."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
 from shared.audit import AuditLog
-from shared.audit_chain import verify
+from shared.audit_chain import GENESIS, canonical, chain_hash, verify
+from shared.errors import Unavailable
 
 
 def sample(audit: AuditLog, i: int, **extra: object) -> dict[str, object]:
@@ -130,30 +135,222 @@ async def test_cli_verify_exits_non_zero_on_tampering(filled):
     assert "record 3" in bad.stdout
 
 
-async def test_cli_reads_the_log(filled):
-    url, _ = filled
-    env = {**os.environ, "DATABASE_URL": url}
-    for args in (["tail", "-n", "5"], ["search", "--principal", "p1", "--json"], ["stats"]):
-        done = subprocess.run([sys.executable, "-m", "shared.cli", "audit", *args],
-                              env=env, capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.strip()
-    rows = [json.loads(line) for line in subprocess.run(
-        [sys.executable, "-m", "shared.cli", "audit", "search", "--principal", "p1", "--json", "-n", "500"],
-        env=env, capture_output=True, text=True, timeout=60).stdout.splitlines()]
-    assert rows and all(r["principal"] == "p1" for r in rows)
+
+def audit_cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([sys.executable, "-m", "shared.cli", "audit", *args],
+                          env={**os.environ, "DATABASE_URL": url}, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
 
 
-async def test_unavailable_audit_store_refuses(make_database):
+async def fetch(url: str, sql: str, *args: object) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetch(sql, *args)
+    finally:
+        await conn.close()
+
+
+TABLE_HEADER = ["seq", "ts", "server", "tool", "principal", "phase", "outcome", "error_class", "latency_ms"]
+BASE = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def varied_record(audit: AuditLog, i: int, **overrides: object) -> dict[str, object]:
+    """Record i of a known history: tools alpha (i < 20) and beta, every fifth call failed, latency
+    i + 1 ms, one hour apart from BASE."""
+    failed = i % 5 == 0
+    record = audit.record(server="t", tool="alpha" if i < 20 else "beta", principal=f"p{i % 2}",
+                          transport="memory", request_id=f"v{i}", phase="result",
+                          outcome="error" if failed else "ok", error_class="internal" if failed else None,
+                          arguments={"i": i}, arguments_hmac=audit.digest({"i": i}), latency_ms=float(i + 1),
+                          result_bytes=10)
+    record["ts"] = (BASE + timedelta(hours=i)).isoformat(timespec="microseconds")
+    record.update(overrides)
+    return record
+
+
+@pytest.fixture
+async def varied(make_database):
+    """30 result records appended one by one (so seq order is i order), plus one intent record."""
     async with make_database() as url:
         audit = AuditLog(url)
         await audit.start()
-        await audit.append(sample(audit, 1))
-        conn = await asyncpg.connect(url)
-        await conn.execute("REVOKE ALL ON audit_log FROM PUBLIC")
-        await conn.execute("ALTER FUNCTION audit_append(text[]) RENAME TO audit_append_gone")
-        await conn.close()
-        with pytest.raises(Exception) as refused:
-            await audit.append(sample(audit, 2))
-        assert "withheld" in str(refused.value)
+        for i in range(30):
+            await audit.append(varied_record(audit, i))
+        await audit.append(varied_record(audit, 30, tool="beta", phase="intent", outcome="started",
+                                         error_class=None, request_id="intent"))
         await audit.close()
+        yield url
+
+
+async def test_cli_tail_shows_the_newest_records_oldest_first(filled):
+    url, _ = filled
+    newest = list(reversed(await fetch(url, "SELECT * FROM audit_log ORDER BY seq DESC LIMIT 5")))
+    lines = audit_cli(url, "tail", "-n", "5").stdout.strip().splitlines()
+    assert lines[0].split() == TABLE_HEADER
+    cells = [line.split() for line in lines[1:]]
+    assert [int(c[0]) for c in cells] == [196, 197, 198, 199, 200]
+    assert [(c[2], c[3], c[4], c[5], c[6], c[7]) for c in cells] == [
+        ("t", "echo", r["principal"], "result", "ok", "-") for r in newest]
+    rows = [json.loads(line) for line in audit_cli(url, "tail", "-n", "3", "--json").stdout.splitlines()]
+    assert [r["seq"] for r in rows] == [198, 199, 200]
+    for row, stored in zip(rows, newest[2:], strict=True):
+        assert row["request_id"] == stored["request_id"] and row["principal"] == stored["principal"]
+        assert row["arguments"] == {"i": int(stored["request_id"][1:])}  # request r{i} carried {"i": i}
+
+
+async def test_cli_search_filters_by_principal(filled):
+    url, _ = filled
+    rows = [json.loads(line) for line in
+            audit_cli(url, "search", "--principal", "p1", "--json", "-n", "500").stdout.splitlines()]
+    stored = await fetch(url, "SELECT seq FROM audit_log WHERE principal = 'p1' ORDER BY seq DESC")
+    assert [r["seq"] for r in rows] == [r["seq"] for r in stored] and len(rows) == 67  # i % 3 == 1, i < 200
+
+
+async def test_cli_search_since_until_tool_outcome(varied):
+    url = varied
+    since = (BASE + timedelta(hours=10)).isoformat()
+    alpha = [json.loads(line) for line in
+             audit_cli(url, "search", "--tool", "alpha", "--since", since, "--json", "-n", "100").stdout.splitlines()]
+    assert [r["request_id"] for r in alpha] == [f"v{i}" for i in range(19, 9, -1)]  # newest first
+    assert all(r["tool"] == "alpha" and r["ts"] >= since for r in alpha)
+    until = (BASE + timedelta(hours=3)).isoformat()
+    early = [json.loads(line) for line in
+             audit_cli(url, "search", "--until", until, "--json").stdout.splitlines()]
+    assert [r["request_id"] for r in early] == ["v2", "v1", "v0"]
+    failed = [json.loads(line) for line in audit_cli(url, "search", "--tool", "beta", "--outcome", "error",
+                                                      "--json").stdout.splitlines()]
+    assert [(r["request_id"], r["error_class"]) for r in failed] == [("v25", "internal"), ("v20", "internal")]
+    table = audit_cli(url, "search", "--tool", "beta", "--since", since, "-n", "3").stdout.splitlines()
+    assert table[0].split() == TABLE_HEADER and [line.split()[0] for line in table[1:]] == ["31", "30", "29"]
+    nothing = audit_cli(url, "search", "--tool", "gamma").stdout.strip()
+    assert nothing == "(no records)"
+
+
+async def test_cli_stats_counts_and_percentiles(varied):
+    url = varied
+    stats = {r["tool"]: r for r in map(json.loads, audit_cli(url, "stats", "--json").stdout.splitlines())}
+    # percentile_cont interpolates linearly: latencies 1..20 → p50 10.5, p99 1 + 0.99 * 19.
+    assert stats["alpha"]["calls"] == 20 and stats["alpha"]["errors"] == 4
+    assert stats["alpha"]["p50_ms"] == pytest.approx(10.5) and stats["alpha"]["p99_ms"] == pytest.approx(19.81)
+    assert stats["beta"]["calls"] == 10 and stats["beta"]["errors"] == 2  # the intent record is not a call
+    assert stats["beta"]["p50_ms"] == pytest.approx(25.5) and stats["beta"]["p99_ms"] == pytest.approx(29.91)
+    assert datetime.fromisoformat(stats["beta"]["last_call"]) == BASE + timedelta(hours=29)
+    lines = audit_cli(url, "stats").stdout.strip().splitlines()
+    assert lines[0].split() == ["server", "tool", "calls", "errors", "p50_ms", "p99_ms", "last_call"]
+    assert [line.split()[:6] for line in lines[1:]] == [["t", "alpha", "20", "4", "10.50", "19.81"],
+                                                        ["t", "beta", "10", "2", "25.50", "29.91"]]
+    since = (BASE + timedelta(hours=25)).isoformat()
+    late = [json.loads(line) for line in audit_cli(url, "stats", "--since", since, "--json").stdout.splitlines()]
+    assert [(r["tool"], r["calls"], r["errors"]) for r in late] == [("beta", 5, 1)]
+
+
+def check_exported_chain(lines: list[dict], *, contiguous: bool) -> None:
+    """Each exported line carries its chain hashes: recompute them offline, as an auditor would."""
+    previous = bytes.fromhex(lines[0]["prev_hash"])
+    for line in lines:
+        prev = bytes.fromhex(line["prev_hash"])
+        if contiguous:
+            assert prev == previous, f"record {line['seq']} does not link to the one before"
+        assert chain_hash(prev, line["seq"], canonical(line["record"])).hex() == line["hash"]
+        previous = bytes.fromhex(line["hash"])
+
+
+async def test_cli_export_writes_verifiable_json_lines(filled, tmp_path):
+    url, _ = filled
+    out = tmp_path / "audit.jsonl"
+    done = audit_cli(url, "export", "-o", str(out))
+    assert "exported 200 records" in done.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["seq"] for line in lines] == list(range(1, 201))
+    assert bytes.fromhex(lines[0]["prev_hash"]) == GENESIS
+    check_exported_chain(lines, contiguous=True)
+    stored = await fetch(url, "SELECT seq, body, encode(hash, 'hex') AS hash FROM audit_log ORDER BY seq")
+    assert [(line["record"], line["hash"]) for line in lines] == [(json.loads(r["body"]), r["hash"]) for r in stored]
+    head = await fetch(url, "SELECT encode(hash, 'hex') AS hash FROM audit_head")
+    assert lines[-1]["hash"] == head[0]["hash"]
+
+
+async def test_cli_export_filters_and_writes_to_stdout(varied):
+    url = varied
+    since = (BASE + timedelta(hours=15)).isoformat()
+    lines = [json.loads(line) for line in
+             audit_cli(url, "export", "--tool", "alpha", "--since", since).stdout.splitlines()]
+    assert [line["record"]["request_id"] for line in lines] == [f"v{i}" for i in range(15, 20)]
+    check_exported_chain(lines, contiguous=True)  # consecutive seqs: still one unbroken stretch
+    errors = [json.loads(line) for line in audit_cli(url, "export", "--outcome", "error").stdout.splitlines()]
+    assert [line["seq"] for line in errors] == [1, 6, 11, 16, 21, 26]
+    check_exported_chain(errors, contiguous=False)
+
+
+async def test_cli_tail_follow_prints_new_records_as_they_commit(varied):
+    url = varied
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "shared.cli", "audit", "tail", "-n", "2", "--follow", "--json", "--tool", "alpha"],
+        env={**os.environ, "DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in follower.stdout], daemon=True).start()
+
+    def next_row() -> dict:  # the timeout only stops a hung follower from hanging the suite
+        return json.loads(lines.get(timeout=60))
+
+    try:
+        assert [r["request_id"] for r in (next_row(), next_row())] == ["v18", "v19"]
+        audit = AuditLog(url)
+        await audit.start()
+        try:
+            await audit.append(varied_record(audit, 40, tool="beta", request_id="other-tool"))
+            await audit.append(varied_record(audit, 41, tool="alpha", request_id="new-1"))
+            await audit.append(varied_record(audit, 42, tool="alpha", request_id="new-2"))
+        finally:
+            await audit.close()
+        fresh = [await asyncio.to_thread(next_row) for _ in range(2)]
+    finally:
+        follower.terminate()
+        follower.wait(10)
+    assert [(r["request_id"], r["tool"], r["seq"]) for r in fresh] == [("new-1", "alpha", 33), ("new-2", "alpha", 34)]
+    assert lines.empty()  # the beta record was filtered out, not printed late
+
+
+def as_role(url: str, role: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, f"{role}@{parts.netloc.rpartition('@')[2]}", parts.path, parts.query, ""))
+
+
+async def test_unavailable_audit_store_refuses(make_database):
+    """A writer whose role loses the right to append refuses (nothing is half-written), then recovers.
+
+    The writer connects as an ordinary role made here: a superuser ignores REVOKE, so revoking from
+    the test's own (superuser) connection would prove nothing.
+    """
+    role = f"audit_writer_{os.getpid()}"
+    async with make_database() as url:
+        admin = await asyncpg.connect(url)
+        await admin.execute(f"DROP ROLE IF EXISTS {role}")
+        await admin.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER")
+        try:
+            await admin.execute(f"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {role}")
+            await admin.execute(f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {role}")
+            probe = await asyncpg.connect(as_role(url, role))
+            try:
+                assert await probe.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user") is False
+            finally:
+                await probe.close()
+            audit = AuditLog(as_role(url, role))
+            await audit.start()
+            first = await audit.append(sample(audit, 1))
+            await admin.execute(f"REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA public FROM PUBLIC, {role}")
+            with pytest.raises(Unavailable, match="withheld"):
+                await audit.append(sample(audit, 2))
+            assert audit.healthy is False
+            assert await admin.fetchval("SELECT max(seq) FROM audit_log") == first
+            await admin.execute(f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {role}")
+            assert await audit.append(sample(audit, 3)) == first + 1
+            assert audit.healthy is True
+            await audit.close()
+            assert (await check(url)).ok
+        finally:
+            await admin.execute(f"DROP OWNED BY {role}")
+            await admin.execute(f"DROP ROLE {role}")
+            await admin.close()
