@@ -184,5 +184,10 @@ class SuiteServer:
                 delay = min(delay * 2, 10.0)
 
     def run(self, transport: str = "stdio") -> None:
+        """Serve over stdio, with a guard that answers every line the SDK cannot parse."""
+        import anyio
+
+        from shared.stdio_guard import run_stdio
+
         self.transport = transport
-        self.mcp.run("stdio")
+        anyio.run(run_stdio, self.mcp)
