@@ -18,11 +18,13 @@ The model follows resilience4j:
   When all trials succeed the circuit closes with an empty window; any trial failure re-opens it.
 
 What counts (`counts_as_failure`): an exception that says the dependency is unwell. Caller mistakes
-(`InvalidInput`, `NotFound`, ...) are successful round trips, not failures. Cancellation is neither: a
-cancelled call is not recorded at all and gives its half-open slot back. Note that a deadline enforced
-*outside* the guard reaches it as a cancellation, so put the time limit inside:
-`async with breaker.guard(): async with asyncio.timeout(t): ...` — then a hung dependency shows up as
-`TimeoutError`, which counts.
+(`InvalidInput`, `NotFound`, ...) are successful round trips, not failures. A cancellation depends on
+who cancelled. A client hanging up says nothing about the dependency: the call is not recorded at all
+and gives its half-open slot back. A deadline firing says the dependency did not answer in time: if
+a `shared.deadline` scope around the guard has expired (the tool's deadline, the rate store's
+timeout), the cancellation is judged as a `TimeoutError`, so a hung dependency opens the circuit
+even though every call to it ends by cancellation. (A plain `asyncio.timeout` outside the guard is
+invisible here; use `deadline_at`/`deadline_in`, or put the time limit inside the guard.)
 
 All bookkeeping is synchronous (no await between the admission check and taking a slot), so concurrent
 tasks on one event loop cannot over-admit. The breaker is not thread-safe and need not be.
@@ -41,6 +43,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
+from shared.deadline import deadline_expired
 from shared.errors import ToolFailure, Unavailable
 
 log = logging.getLogger(__name__)
@@ -114,7 +117,11 @@ class _Guard(AbstractAsyncContextManager[None]):
             return
         if exc is None:
             self._breaker._settle(permit, "success")
-        elif isinstance(exc, asyncio.CancelledError) or not isinstance(exc, Exception):
+        elif isinstance(exc, asyncio.CancelledError):
+            # Cut short by an expired deadline: the dependency was too slow. Otherwise a hang-up.
+            timed_out = deadline_expired() and self._breaker._is_failure(TimeoutError("deadline expired"))
+            self._breaker._settle(permit, "failure" if timed_out else "ignore")
+        elif not isinstance(exc, Exception):
             self._breaker._settle(permit, "ignore")
         elif self._breaker._is_failure(exc):
             self._breaker._settle(permit, "failure")
@@ -178,7 +185,10 @@ class CircuitBreaker:
         self._settle(self._loose_permit(), "failure")
 
     def release(self) -> None:
-        """Give back an admitted call without recording an outcome (e.g. it was cancelled)."""
+        """Give back an admitted call without recording an outcome (the client cancelled it).
+
+        A call cut short by a deadline is a `record_failure`: the dependency did not answer in time.
+        """
         self._settle(self._loose_permit(), "ignore")
 
     def snapshot(self) -> dict[str, object]:

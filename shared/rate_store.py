@@ -9,7 +9,7 @@ like the in-process limiter. The decision and the new TAT are one `INSERT ... ON
 ... RETURNING`, so concurrent replicas serialise on the row lock and never over-admit. Time is the
 database's clock, so replicas with skewed clocks still agree.
 
-If the store cannot answer within `timeout_s` (database down, breaker open), the call falls back to
+If the store cannot answer within `timeout_s` (database down or hung, breaker open), the call falls back to
 the process's own limiter: limits then hold per replica instead of globally, which is better than
 refusing every call or admitting all of them. Why not Redis: the suite's one stateful dependency is
 PostgreSQL, and one indexed row update (~0.1 ms) is cheap beside the audit commit every call makes.
@@ -17,12 +17,12 @@ PostgreSQL, and one indexed row update (~0.1 ms) is cheap beside the audit commi
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 
 import asyncpg
 
+from shared.deadline import deadline_in
 from shared.errors import RateLimited, ToolFailure
 from shared.limits import Rate, RateLimiter
 from shared.pool import Database
@@ -70,7 +70,7 @@ class SharedRateLimiter:
     async def check(self, key: tuple[str, ...], rate: Rate, *, label: str | None = None) -> None:
         """Take one unit for `key` now, or raise `RateLimited` at once (same contract as RateLimiter)."""
         try:
-            async with asyncio.timeout(self.timeout_s):
+            async with deadline_in(self.timeout_s):  # a hung store counts against the database breaker
                 allowed, ahead = await self._decide(key, rate)
         except (ToolFailure, OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             self.fallbacks += 1

@@ -10,6 +10,21 @@ inside a call: deadline → retry (read-only/idempotent tools only) → error ma
 need the caller (scopes, rate limit, audit) run in `pipeline.ToolCallPipeline`, which reads the same
 policy. The wrapped function keeps the original signature, so the MCP SDK derives the input and
 output schemas from its type hints.
+
+Where the deadline sits relative to the breaker, and why. The deadline is the outermost layer here:
+one absolute time for the whole call, retries and backoff included, so no retry can overrun it. The
+database breaker sits deeper, in `Database.acquire` inside the body, around each use of a
+connection. When a hung database holds a query past the deadline, the deadline stops it by
+cancelling the task, and that cancellation passes through the breaker on its way out. A bare
+`asyncio.timeout_at` there would look to the breaker exactly like a client hanging up, which it
+must ignore (issue 8: 24 calls against `pg_sleep(3)` with a 0.5 s deadline left it closed with 0
+calls counted, and every caller kept waiting out its deadline). So the deadline is a
+`shared.deadline` scope, which the breaker can see: a cancellation that passes a guard while a
+deadline around it has expired counts as a `TimeoutError`; one from the client (the deadline still
+running) does not. The breaker thus opens on a hung database, later calls are refused at once with
+`Unavailable` and a `retry_after` without touching it, and a half-open probe that succeeds closes it.
+Moving the breaker outside the deadline instead would not do: it would also count slow tool code
+that never touched the database, and the breaker guards a dependency, not a tool.
 """
 
 from __future__ import annotations
@@ -26,6 +41,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
 from mcp_types import ToolAnnotations
 
+from shared.deadline import deadline_at
 from shared.errors import ToolFailure, Unavailable, to_failure
 from shared.identity import _current_call
 from shared.limits import Rate
@@ -131,7 +147,7 @@ def guard_tool(fn: F, policy: ToolPolicy) -> F:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + policy.timeout
         try:
-            async with asyncio.timeout_at(deadline):
+            async with deadline_at(deadline):  # visible to the breakers inside (see the module docstring)
                 if policy.retry is None:
                     return await fn(*args, **kwargs)
                 return await run_with_retry(
