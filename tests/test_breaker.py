@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from shared.breaker import BreakerPolicy, CircuitBreaker, counts_as_failure
+from shared.deadline import deadline_at, deadline_expired, deadline_in
 from shared.errors import DeadlineExceeded, InvalidInput, NotFound, RateLimited, Unavailable
 
 
@@ -223,6 +224,120 @@ async def test_cancellation_is_not_a_failure():
             await task
     assert breaker.state == "closed"
     assert breaker.snapshot()["calls"] == 0
+
+
+async def hang() -> None:
+    await asyncio.Event().wait()
+
+
+def expire_now() -> object:
+    """A deadline already due: it fires on the loop's next iteration, without waiting on real time."""
+    return deadline_at(asyncio.get_running_loop().time())
+
+
+async def test_a_cancellation_by_an_expired_deadline_counts_as_a_timeout():
+    """The issue-8 attack in miniature: the deadline sits outside the guard, the dependency hangs."""
+    breaker, _, changes = make()
+    for n in range(POLICY.minimum_calls):
+        with pytest.raises(TimeoutError):  # the scope still ends the way asyncio.timeout does
+            async with expire_now():
+                await breaker.call(hang)
+        assert breaker.snapshot()["failures"] == n + 1
+    assert breaker.state == "open"
+    assert changes == [("database", "closed", "open")]
+    assert not deadline_expired()  # the scope is gone once it has ended
+
+
+async def test_a_client_cancellation_inside_a_running_deadline_is_not_counted():
+    breaker, _, _ = make()
+    started = asyncio.Event()
+
+    async def call_with_a_deadline() -> None:
+        async with deadline_in(3600):
+            started.set()
+            await breaker.call(hang)
+
+    for _ in range(6):
+        started.clear()
+        task = asyncio.create_task(call_with_a_deadline())
+        await started.wait()
+        await asyncio.sleep(0)  # into the guard
+        task.cancel()  # the client hangs up; the deadline has not fired
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert breaker.state == "closed"
+    assert breaker.snapshot()["calls"] == 0
+
+
+async def test_an_outer_deadline_counts_inside_a_longer_inner_one():
+    breaker, _, _ = make(BreakerPolicy(minimum_calls=1, open_seconds=5))
+    with pytest.raises(TimeoutError):
+        async with expire_now(), deadline_in(3600):  # e.g. a rate-store timeout inside a tool's deadline
+            await breaker.call(hang)
+    assert breaker.state == "open"
+
+
+async def test_tasks_started_inside_a_deadline_see_it():
+    breaker, _, _ = make(BreakerPolicy(minimum_calls=2, open_seconds=5))
+    inside = 0
+    both_in = asyncio.Event()
+
+    async def hang_counted() -> None:
+        nonlocal inside
+        inside += 1
+        if inside == 2:
+            both_in.set()
+        await hang()
+
+    async def expire_once_both_are_in(scope: asyncio.Timeout) -> None:
+        await both_in.wait()
+        scope.reschedule(asyncio.get_running_loop().time())
+
+    with pytest.raises(TimeoutError):
+        async with deadline_in(3600) as scope:
+            await asyncio.gather(breaker.call(hang_counted), breaker.call(hang_counted),
+                                 expire_once_both_are_in(scope))
+    assert inside == 2
+    assert breaker.state == "open"
+    assert breaker.snapshot()["failures"] == 2
+
+
+async def test_an_expired_deadline_counts_only_if_a_timeout_would():
+    """The breaker's own `is_failure` decides, as for a `TimeoutError` raised inside the guard."""
+    clock = FakeClock()
+    breaker = CircuitBreaker("audit", BreakerPolicy(minimum_calls=1), clock=clock,
+                             is_failure=lambda exc: not isinstance(exc, TimeoutError))
+    for _ in range(3):
+        with pytest.raises(TimeoutError):
+            async with expire_now():
+                await breaker.call(hang)
+    assert breaker.state == "closed"
+    assert breaker.snapshot()["calls"] == 0  # judged neither failure nor success: not recorded
+
+
+async def test_an_expired_deadline_reopens_from_half_open():
+    breaker, clock, changes = make(BreakerPolicy(minimum_calls=1, open_seconds=5, half_open_calls=1))
+    await open_breaker(breaker)
+    clock.advance(5)
+    with pytest.raises(TimeoutError):
+        async with expire_now():
+            await breaker.call(hang)  # the probe hangs until the deadline
+    assert breaker.state == "open"
+    assert [c[1:] for c in changes] == [("closed", "open"), ("open", "half_open"), ("half_open", "open")]
+
+
+async def test_deadline_scope_behaves_like_asyncio_timeout():
+    async with deadline_in(3600) as scope:
+        assert not deadline_expired()
+        assert scope.when() is not None
+    assert not scope.expired()
+    async with deadline_in(None):
+        assert not deadline_expired()
+    with pytest.raises(TimeoutError):
+        async with expire_now() as scope:
+            await hang()
+    assert scope.expired()
+    assert not deadline_expired()
 
 
 async def test_cancellation_frees_a_half_open_slot():
