@@ -62,6 +62,15 @@ class DeadlineExceeded(ToolFailure):
     retryable = True
 
 
+class Cancelled(ToolFailure):
+    """The caller cancelled or hung up while the tool ran (recorded; nobody is left to answer)."""
+
+    error_class = "cancelled"
+
+    def __init__(self, message: str = "the caller cancelled the call or disconnected") -> None:
+        super().__init__(message)
+
+
 class InternalError(ToolFailure):
     error_class = "internal"
 

@@ -1,7 +1,7 @@
 """The policy stack of every tool call, in one visible order.
 
-    identity → scopes → rate limit → [audit intent if destructive] → tool (deadline → retry → breaker
-    → pool) → audit record (durable) → response
+    identity → scopes [refusals: per-principal budget → audit] → rate limit → audit intent (every tool
+    that is not read-only) → tool (deadline → retry → breaker → pool) → audit record (durable) → response
 
 It is an MCP SDK server middleware, so it wraps every `tools/call` whatever the transport, and it also
 hides from `tools/list` the tools a caller's scopes do not allow. A refusal at any layer is still
@@ -11,6 +11,8 @@ write, the caller gets a clear `unavailable` error instead of an unrecorded resu
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 import json
 import logging
@@ -24,7 +26,8 @@ from mcp_types import CallToolResult, TextContent
 from mcp_types.methods import serialize_server_result
 from pydantic import ValidationError
 
-from shared.errors import InvalidInput, PermissionDenied, ToolFailure
+from shared.audit_encode import storable, storable_text
+from shared.errors import Cancelled, InvalidInput, PermissionDenied, ToolFailure
 from shared.identity import CallInfo, Principal, bind_call, unbind_call
 from shared.tool import ToolPolicy, client_message
 
@@ -111,53 +114,102 @@ class ToolCallPipeline:
         started = time.perf_counter()
         call = CallInfo(
             server=self.server.name,
-            tool=_storable(name[:200]),
+            tool=storable_text(name, 200),
             principal=self.principal(),
             transport=transport_of(ctx, self.server.transport),
             request_id=incoming_request_id(ctx) or uuid.uuid4().hex,
         )
         token = bind_call(call)
         try:
-            result, phase_failure = await self._run(ctx, call_next, call, policy, arguments)
-            outcome_failure = phase_failure or call.failure
-            if outcome_failure is None and isinstance(result, dict) and result.get("isError"):
-                outcome_failure = self._describe_rejection(name, arguments)
-                result = error_result(outcome_failure, ctx.protocol_version)
-            elif outcome_failure is not None:  # one clean message, without the SDK prefix
-                result = error_result(outcome_failure, ctx.protocol_version)
-            size = len(json.dumps(result, separators=(",", ":"), default=str))
-            try:
-                await self.server.wait_ready(self.server.settings.acquire_timeout_s)
-                record = self._record(call, policy, arguments, "result", outcome_failure, started, size)
-                audit_started = time.perf_counter()
-                await self.server.audit.append(record)
-            except ToolFailure as refusal:
-                _observe(call, refusal, started)
-                return error_result(refusal, ctx.protocol_version)
-            _notify(record, time.perf_counter() - audit_started)
-            return result
+            refusal = self._refuse(call, policy)
+            if refusal is not None:
+                suppressed = await self.server.refusals.admit(call.principal.id)
+                if suppressed is not None:  # counted in a summary record, not one record each
+                    _observe(call, suppressed, started)
+                    return error_result(suppressed, ctx.protocol_version)
+                return await self._finish(ctx, call, policy, arguments, None, refusal, started)
+            result, phase_failure = await self._run(ctx, call_next, call, policy, arguments, started)
+            return await self._finish(ctx, call, policy, arguments, result, phase_failure or call.failure, started)
         finally:
             unbind_call(token)
 
-    async def _run(
-        self, ctx: Any, call_next: Any, call: CallInfo, policy: ToolPolicy | None, arguments: dict[str, Any]
-    ) -> tuple[Any, ToolFailure | None]:
-        """Checks, then the tool. Returns (result, failure raised by a check before the tool ran)."""
+    @staticmethod
+    def _refuse(call: CallInfo, policy: ToolPolicy | None) -> ToolFailure | None:
+        """The refusals that need no resource: an unknown tool, a missing scope."""
         if policy is None:
-            return None, InvalidInput(f"unknown tool {call.tool!r}")
+            return InvalidInput(f"unknown tool {call.tool!r}")
         missing = call.principal.missing(policy.scopes)
         if missing:
-            return None, PermissionDenied(f"this tool needs scope(s) {', '.join(sorted(missing))}")
+            return PermissionDenied(f"this tool needs scope(s) {', '.join(sorted(missing))}")
+        return None
+
+    async def _finish(self, ctx: Any, call: CallInfo, policy: ToolPolicy | None, arguments: Any, result: Any,
+                      failure: ToolFailure | None, started: float) -> Any:
+        """Shape the result, commit the outcome record, and only then let the result leave."""
+        if failure is None and isinstance(result, dict) and result.get("isError"):
+            failure = self._describe_rejection(call.tool, arguments)
+            result = error_result(failure, ctx.protocol_version)
+        elif failure is not None:  # one clean message, without the SDK prefix
+            result = error_result(failure, ctx.protocol_version)
+        size = len(json.dumps(result, separators=(",", ":"), default=str))
+        try:
+            await self.server.wait_ready(self.server.settings.acquire_timeout_s)
+            record = self._record(call, policy, arguments, "result", failure, started, size)
+            audit_started = time.perf_counter()
+            await self.server.audit.append(record)
+        except ToolFailure as refusal:
+            _observe(call, refusal, started)
+            return error_result(refusal, ctx.protocol_version)
+        _notify(record, time.perf_counter() - audit_started)
+        return result
+
+    async def _run(
+        self, ctx: Any, call_next: Any, call: CallInfo, policy: ToolPolicy, arguments: dict[str, Any],
+        started: float,
+    ) -> tuple[Any, ToolFailure | None]:
+        """Rate limit, intent, then the tool. Returns (result, failure raised before the tool ran).
+
+        A tool that is not read-only has its intent committed before its body runs: if the audit log
+        cannot write, the body never runs, so no change happens without a record. If the caller hangs
+        up or cancels while the body runs, an outcome record saying so is queued before the
+        cancellation goes on (the audit writer finishes it whatever happens to this task).
+        """
         try:
             await self.server.wait_ready(self.server.settings.acquire_timeout_s)
             if policy.rate is not None:
                 await self.server.limiter.check((call.principal.id, policy.name), policy.rate)
-            if policy.destructive:
-                intent = self._record(call, policy, arguments, "intent", None, None, None)
-                await self.server.audit.append(intent)
+            if policy.read_only:
+                return await call_next(ctx), None
         except ToolFailure as refusal:
             return None, refusal
-        return await call_next(ctx), None
+        intent = self._record(call, policy, arguments, "intent", None, None, None)
+        try:
+            try:
+                await self.server.audit.append(intent)
+            except ToolFailure as refusal:
+                return None, refusal
+            return await call_next(ctx), None
+        except asyncio.CancelledError:
+            cancelled = self._record(call, policy, arguments, "result", Cancelled(), started, 0)
+            with contextlib.suppress(ToolFailure, asyncio.CancelledError):
+                await self.server.audit.append(cancelled)
+            raise
+
+    async def audit_refusal(self, call: CallInfo, arguments: dict[str, Any], failure: ToolFailure,
+                            **extra: Any) -> ToolFailure | None:
+        """Record a call refused before the pipeline (the HTTP gate's 401/403), within the caller's
+        refusal budget. Returns the `RateLimited` to answer with instead when over budget."""
+        suppressed = await self.server.refusals.admit(call.principal.id)
+        if suppressed is not None:
+            return suppressed
+        await self.server.wait_ready(self.server.settings.acquire_timeout_s)
+        record = self._record(call, self.server.policies.get(call.tool), arguments, "result", failure,
+                              time.perf_counter(), 0)
+        record.update(extra)
+        written = time.perf_counter()
+        await self.server.audit.append(record)
+        _notify(record, time.perf_counter() - written)
+        return None
 
     def _describe_rejection(self, name: str, arguments: Any) -> ToolFailure:
         """The SDK rejected the arguments before the body ran: say which fields, never echo values."""
@@ -195,9 +247,7 @@ class ToolCallPipeline:
             phase=phase,
             outcome="started" if phase == "intent" else ("error" if failure else "ok"),
             error_class=failure.error_class if failure else None,
-            arguments={
-                _storable(str(k)): ("[redacted]" if k in redacted else _clip(v)) for k, v in args.items()
-            },
+            arguments=storable({k: ("[redacted]" if k in redacted else v) for k, v in args.items()}),
             arguments_hmac=audit.digest(args),
         )
         if started is not None:
@@ -221,21 +271,3 @@ def _observe(call: CallInfo, failure: ToolFailure, started: float) -> None:
         _notify({"server": call.server, "tool": call.tool, "outcome": "error", "error_class": failure.error_class,
                  "latency_ms": round((time.perf_counter() - started) * 1000, 3), "request_id": call.request_id,
                  "transport": call.transport, "principal": call.principal.id}, None)
-
-
-def _storable(text: str) -> str:
-    """PostgreSQL text holds no NUL and no lone surrogates: show them instead of failing the write."""
-    return text.replace("\x00", "\u2400").encode("utf-8", "replace").decode("utf-8")
-
-
-def _clip(value: Any, limit: int = 512) -> Any:
-    """Keep audit rows small and storable; the HMAC still covers the full arguments."""
-    if isinstance(value, str):
-        value = _storable(value)
-        return value if len(value) <= limit else value[:limit] + f"…[{len(value) - limit} more chars]"
-    if isinstance(value, dict | list):
-        text = _storable(json.dumps(value, default=str, ensure_ascii=False))
-        if len(text) > limit:
-            return text[:limit] + "…[truncated]"
-        return json.loads(text)
-    return value

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -28,10 +29,12 @@ from shared.config import Settings
 from shared.embedded_db import resolve_database_url
 from shared.errors import Unavailable
 from shared.identity import Principal
+from shared.keys import KeyRing, load_keys
 from shared.limits import Rate, RateLimiter
-from shared.migrate import prepare_database
+from shared.migrate import app_database_url, prepare_database
 from shared.pipeline import ToolCallPipeline
 from shared.pool import Database
+from shared.refusals import RefusalBudget
 from shared.retry import RetryPolicy
 from shared.tool import ToolPolicy, guard_tool
 
@@ -57,7 +60,9 @@ class SuiteServer:
         self._starting: asyncio.Task[None] | None = None
         self.db = self._new_database()
         self.audit = AuditLog("")
+        self.refusals = RefusalBudget(self._record_suppressed_refusals)
         self.startup_hooks: list[Callable[[SuiteServer], Any]] = []
+        self._keys: KeyRing | None = None
         self.mcp = MCPServer(
             name=f"mcp-suite-{name}",
             instructions=instructions,
@@ -134,8 +139,9 @@ class SuiteServer:
             resolve_database_url, settings, keep_running=False
         )
         await prepare_database(self.database_url)
-        self.db.url = self.database_url
-        self.audit = AuditLog(self.database_url, key=settings.audit_key.encode() if settings.audit_key else None)
+        app_url = app_database_url(self.database_url)  # servers never hold the owner's privileges
+        self.db.url = app_url
+        self.audit = AuditLog(app_url, keys=await asyncio.to_thread(lambda: self.keys))
         await self.audit.start()
         await self.db.open()
         for hook in self.startup_hooks:
@@ -144,8 +150,24 @@ class SuiteServer:
                 await result
         self.ready.set()
 
+    @property
+    def keys(self) -> KeyRing:
+        """The suite's key ring (loaded once; the audit log and cursor signers derive from it)."""
+        if self._keys is None:
+            self._keys = load_keys(self.settings)
+        return self._keys
+
+    async def _record_suppressed_refusals(self, principal: str, count: int) -> None:
+        record = self.audit.record(
+            server=self.name, tool="-", principal=principal, principal_source="-", transport=self.transport,
+            request_id=uuid.uuid4().hex, phase="summary", outcome="error", error_class="rate_limited",
+            arguments={"suppressed_refusals": count}, arguments_hmac="",
+        )
+        await self.audit.append(record)
+
     async def stop(self) -> None:
         self.ready.clear()
+        await self.refusals.drain()
         await self.audit.close()
         await self.db.close()
 

@@ -13,8 +13,6 @@ if it is stale (`conflict`, with the current version in the message). A deleted 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 
 import asyncpg
@@ -84,8 +82,8 @@ def _stale(current: asyncpg.Record | None, expected_version: int) -> Exception:
 
 
 def _cursor_key() -> bytes:
-    """A sub-key of the suite's stored secret, so cursors survive restarts and work across processes."""
-    return hmac.new(app.audit.key, b"mcp-suite/profiles/search-cursor/v1", hashlib.sha256).digest()
+    """A key of its own, derived from the suite's key, so cursors survive restarts and work across processes."""
+    return app.keys.derive("profiles/search-cursor/v1")
 
 
 @app.tool(scopes={READ}, read_only=True, timeout=5.0, rate=READ_RATE, title="Get a profile")
