@@ -60,7 +60,8 @@ BEGIN
 END;
 $$;
 
--- Append-only: ordinary roles cannot rewrite history (a superuser can, which `audit verify` catches).
+-- Append-only for ordinary roles. The owner or a superuser can still disable this and rewrite rows and
+-- hashes; only the keyed seals (migration 0006) and checkpoints kept outside the database catch that.
 CREATE FUNCTION audit_log_immutable() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -70,8 +71,7 @@ $$;
 CREATE TRIGGER audit_log_no_rewrite BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION audit_log_immutable();
 
--- The key for the keyed hash of full tool arguments (HMAC), so low-entropy PII can't be brute-forced
--- from the audit log alone. Created on first use unless MCP_SUITE_AUDIT_KEY is set.
+-- Superseded by migration 0006, which drops this table: the key now lives outside the database.
 CREATE TABLE audit_secret (
     id  boolean PRIMARY KEY DEFAULT true CHECK (id),
     key bytea NOT NULL
