@@ -36,7 +36,7 @@ import fnmatch
 import os
 import secrets
 import stat as st
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,10 +176,17 @@ class _Frame:
     subdirs: Iterator[str] = field(default_factory=lambda: iter(()))
 
 
-def _list(fd: int) -> list[tuple[str, bool, bool]]:
-    """Sorted (name, is regular file, is directory) of a directory, links counted as neither."""
+def _list(fd: int) -> list[tuple[str, str]]:
+    """Sorted (name, kind) of a directory's entries; kind is 'file', 'dir', 'link' or 'special'."""
+    def kind(entry: os.DirEntry[str]) -> str:
+        if entry.is_symlink():
+            return "link"
+        if entry.is_file(follow_symlinks=False):
+            return "file"
+        return "dir" if entry.is_dir(follow_symlinks=False) else "special"
+
     with os.scandir(fd) as entries:
-        return sorted((e.name, e.is_file(follow_symlinks=False), e.is_dir(follow_symlinks=False)) for e in entries)
+        return sorted((e.name, kind(e)) for e in entries)
 
 
 class PathJail:
@@ -327,7 +334,13 @@ class PathJail:
             os.close(fd)
 
     def walk_files(
-        self, user_path: str, *, patterns: Sequence[str] = ("*",), max_files: int = 100_000
+        self,
+        user_path: str,
+        *,
+        patterns: Sequence[str] = ("*",),
+        max_files: int = 100_000,
+        skip_hidden: bool = False,
+        on_skipped: Callable[[str, str], None] | None = None,
     ) -> Iterator[str]:
         """Regular files below a directory, recursively, as '/'-joined paths relative to that directory.
 
@@ -336,6 +349,11 @@ class PathJail:
         name. Links, FIFOs, sockets and devices are skipped; so is a subdirectory that vanishes or cannot
         be opened. Match number `max_files + 1` raises PathInvalid. Every 16th level keeps its descriptor
         (deep trees cost at most 16 opens per directory); all are closed when the generator ends or is dropped.
+
+        `skip_hidden` leaves out entries whose name starts with '.' (and never enters such directories).
+        `on_skipped(relpath, kind)` hears of every entry left out, so a caller can say why: kind is
+        'unmatched' (a file no pattern matches), 'hidden', 'link' or 'special' (FIFO, socket, device).
+        It runs on the walking thread and may raise to stop the walk.
         """
         if max_files < 0:
             raise ValueError("max_files must be >= 0")
@@ -352,17 +370,26 @@ class PathJail:
                     frame = _Frame(rel, fd)
                     frames.append(frame)
                     listed = _list(fd)
-                    frame.subdirs = iter([name for name, _, is_dir in listed if is_dir])
+                    if skip_hidden:
+                        hidden = [name for name, _ in listed if name.startswith(".")]
+                        listed = [(name, kind) for name, kind in listed if not name.startswith(".")]
+                        for name in hidden if on_skipped else ():
+                            on_skipped("/".join((*rel, name)), "hidden")  # type: ignore[misc]
+                    frame.subdirs = iter([name for name, kind in listed if kind == "dir"])
                     if len(rel) % _CHECKPOINT:
                         frame.fd = None
                         os.close(fd)
-                    for name, is_file, _ in listed:
+                    for name, kind in listed:
                         relpath = "/".join((*rel, name))
-                        if is_file and any(fnmatch.fnmatchcase(relpath if "/" in p else name, p) for p in patterns):
+                        if kind == "file" and any(
+                            fnmatch.fnmatchcase(relpath if "/" in p else name, p) for p in patterns
+                        ):
                             found += 1
                             if found > max_files:
                                 raise PathInvalid(f"{shown} holds more than {max_files} matching files")
                             yield relpath
+                        elif kind != "dir" and on_skipped is not None:
+                            on_skipped(relpath, "unmatched" if kind == "file" else kind)
                 fd = None
                 while frames and (name := next(frames[-1].subdirs, None)) is None:
                     done = frames.pop()

@@ -35,6 +35,8 @@ class PreparedDocument:
     content_hash: str
     metadata: dict[str, Any] = field(default_factory=dict)
     chunks: list[PreparedChunk] = field(default_factory=list)
+    root: str | None = None  # the ingest root's name for a file; None for content given by a caller
+    supersedes: tuple[str, ...] = ()  # host paths of rows stored before sources were root-relative
 
 
 async def stored_hash(conn: asyncpg.Connection, document_id: str) -> str | None:
@@ -83,14 +85,26 @@ async def replace_document(conn: asyncpg.Connection, doc: PreparedDocument) -> s
         # Serialise writers of one document id, including a first insert (advisory lock on the id).
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", doc.id)
         replaced = await _remove(conn, doc.id)
+        if doc.supersedes:
+            replaced = await _remove_legacy(conn, doc) or replaced
         await conn.execute(
-            """INSERT INTO search_documents (id, source, title, metadata, content_hash, body, chunk_count)
-               VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7)""",
+            """INSERT INTO search_documents (id, source, title, metadata, content_hash, body, chunk_count, root)
+               VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8)""",
             doc.id, doc.source, doc.title, json.dumps(doc.metadata), doc.content_hash, doc.body, len(doc.chunks),
+            doc.root,
         )
         if doc.chunks:
             await _add_chunks(conn, doc)
     return "replaced" if replaced else "created"
+
+
+async def _remove_legacy(conn: asyncpg.Connection, doc: PreparedDocument) -> bool:
+    """Remove rows of this file stored under its host path (before migration 0008); see that file."""
+    ids = await conn.fetch("SELECT id FROM search_documents WHERE legacy_path = ANY($1::text[]) AND id <> $2"
+                           " ORDER BY id FOR UPDATE", list(doc.supersedes), doc.id)
+    for row in ids:
+        await _remove(conn, row["id"])
+    return bool(ids)
 
 
 async def _add_chunks(conn: asyncpg.Connection, doc: PreparedDocument) -> None:

@@ -1,14 +1,16 @@
 """From content to an indexed document: parse, hash, chunk, embed, then one atomic write.
 
 Re-ingesting unchanged content is detected by its hash before any embedding work; a changed document
-replaces its chunks in one transaction (see `index.replace_document`).
+replaces its chunks in one transaction (see `index.replace_document`). Parsing, hashing, chunking and
+term counting run in a worker thread (a 5 MB file takes a while to parse), as does the model, so the
+event loop keeps serving other calls during an ingest.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
-import stat
 import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,26 +22,13 @@ from servers.search.chunking import chunk_text
 from servers.search.embedder import Embedder
 from servers.search.parsers import parse
 from shared.errors import InvalidInput
-from shared.paths import PathJail
 from shared.pool import Database
 
 Progress = Callable[[float, float, str], Awaitable[None]]
 
-INGEST_PATTERNS = ("*.txt", "*.md", "*.markdown", "*.html", "*.htm", "*.rst")
-MAX_FILE_BYTES = 5_000_000
 
-
-def files_under(jail: PathJail, path: str, *, max_files: int = 100_000) -> list[str]:
-    """The ingestible files at `path` (itself, or those below it), as paths the jail accepts back."""
-    if not stat.S_ISDIR(jail.stat(path).st_mode):
-        return [path]
-    base = path.rstrip("/") or "/"
-    names = jail.walk_files(path, patterns=INGEST_PATTERNS, max_files=max_files)
-    return [f"{base}/{name}" for name in names if not name.endswith(".partial")]  # skip in-flight writes
-
-
-def read_text(jail: PathJail, path: str) -> str:
-    return jail.read_bytes(path, max_bytes=MAX_FILE_BYTES).decode("utf-8", "replace")
+class NoText(InvalidInput):
+    """The content has nothing to index once its markup is gone."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +36,18 @@ class IngestResult:
     document_id: str
     status: str  # created | replaced | unchanged
     chunks: int
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A document before chunking: what the hash covers."""
+
+    document_id: str
+    title: str
+    body: str
+    source: str
+    metadata: dict[str, Any]
+    digest: str
 
 
 def content_hash(title: str, body: str, metadata: dict[str, Any], source: str) -> str:
@@ -65,6 +66,25 @@ def clean(text: str) -> str:
     return unicodedata.normalize("NFC", text.encode("utf-8", "replace").decode("utf-8"))
 
 
+def parse_document(content: str, *, fmt: str = "auto", name: str | None = None, document_id: str | None = None,
+                   source: str | None = None, title: str | None = None,
+                   metadata: dict[str, Any] | None = None) -> Parsed:
+    """Blocking: parse and hash (run it in a thread)."""
+    parsed_title, body = parse(clean(content), fmt, name=name)
+    if not body.strip():
+        raise NoText("the document has no text to index")
+    source = source or name or ""
+    title = clean(title) if title else parsed_title
+    metadata = metadata or {}
+    document_id = document_id or default_document_id(source or None, body)
+    return Parsed(document_id, title, body, source, metadata, content_hash(title, body, metadata, source))
+
+
+def prepare_chunks(body: str) -> list[index.PreparedChunk]:
+    """Blocking: chunk and count terms (run it in a thread)."""
+    return [index.PreparedChunk(t, term_counts(t)) for t in chunk_text(body)]
+
+
 async def ingest_content(
     db: Database,
     embedder: Embedder,
@@ -76,21 +96,16 @@ async def ingest_content(
     source: str | None = None,
     title: str | None = None,
     metadata: dict[str, Any] | None = None,
+    root: str | None = None,
+    supersedes: tuple[str, ...] = (),
     progress: Progress | None = None,
 ) -> IngestResult:
-    parsed_title, body = parse(clean(content), fmt, name=name)
-    if not body.strip():
-        raise InvalidInput("the document has no text to index")
-    source = source or name or ""
-    title = clean(title) if title else parsed_title
-    metadata = metadata or {}
-    document_id = document_id or default_document_id(source or None, body)
-    digest = content_hash(title, body, metadata, source)
+    parsed = await asyncio.to_thread(parse_document, content, fmt=fmt, name=name, document_id=document_id,
+                                     source=source, title=title, metadata=metadata)
     async with db.acquire() as conn:
-        if await index.stored_hash(conn, document_id) == digest:
-            return IngestResult(document_id, "unchanged", 0)
-    texts = chunk_text(body)
-    chunks = [index.PreparedChunk(t, term_counts(t)) for t in texts]
+        if await index.stored_hash(conn, parsed.document_id) == parsed.digest:
+            return IngestResult(parsed.document_id, "unchanged", 0)
+    chunks = await asyncio.to_thread(prepare_chunks, parsed.body)
     step = max(1, embedder.batch_size)
     for start in range(0, len(chunks), step):
         batch = chunks[start:start + step]
@@ -98,9 +113,10 @@ async def ingest_content(
         for chunk, vector in zip(batch, vectors, strict=True):
             chunk.embedding = vector
         if progress is not None:
-            await progress(min(start + step, len(chunks)), len(chunks), f"embedded {title[:60]}")
-    doc = index.PreparedDocument(id=document_id, source=source, title=title, body=body, content_hash=digest,
-                                 metadata=metadata, chunks=chunks)
+            await progress(min(start + step, len(chunks)), len(chunks), f"embedded {parsed.title[:60]}")
+    doc = index.PreparedDocument(id=parsed.document_id, source=parsed.source, title=parsed.title, body=parsed.body,
+                                 content_hash=parsed.digest, metadata=parsed.metadata, chunks=chunks, root=root,
+                                 supersedes=supersedes)
     async with db.acquire() as conn:
         status = await index.replace_document(conn, doc)
-    return IngestResult(document_id, status, len(chunks))
+    return IngestResult(parsed.document_id, status, len(chunks))

@@ -20,7 +20,8 @@ class Hit(BaseModel):
     id: str = Field(description="chunk id: <document_id>#<ordinal>")
     document_id: str
     title: str
-    source: str
+    source: str = Field(description="the caller's source, or <root>/<path> for a file; never a server path")
+    url: str = Field(description="the public URL configured for the file's root, else the source")
     text: str
     score: float = Field(description="fused RRF score (or the leg's score in single-leg modes)")
     metadata: dict[str, Any]
@@ -38,7 +39,8 @@ class SearchResults(BaseModel):
 class Document(BaseModel):
     id: str
     title: str
-    source: str
+    source: str = Field(description="the caller's source, or <root>/<path> for a file; never a server path")
+    url: str = Field(description="the public URL configured for the file's root, else the source")
     metadata: dict[str, Any]
     chunks: int
     text: str
@@ -54,8 +56,10 @@ class IngestOutcome(BaseModel):
 
 
 class IngestReport(BaseModel):
-    documents: list[IngestOutcome]
-    skipped: list[str] = Field(default_factory=list, description="paths not ingested, with the reason")
+    documents: list[IngestOutcome] = Field(description="indexed documents: created, replaced or unchanged")
+    skipped: list[str] = Field(default_factory=list,
+                               description="files passed over on purpose, with the reason (e.g. a type not indexed)")
+    failed: list[str] = Field(default_factory=list, description="files that could not be ingested, with the reason")
 
 
 class IndexStats(BaseModel):

@@ -173,7 +173,7 @@ sem AS (SELECT chunk_id, score, row_number() OVER (ORDER BY score DESC, chunk_id
     return f"""WITH {','.join(ctes)},
 fused AS MATERIALIZED ({fused})
 SELECT f.chunk_id, f.score, f.kw_rank, f.kw_score, f.sem_rank, f.sem_score,
-       c.document_id, c.ordinal, c.text, d.title, d.source, d.metadata
+       c.document_id, c.ordinal, c.text, d.title, d.source, d.root, d.metadata
 FROM fused f JOIN search_chunks c ON c.id = f.chunk_id JOIN search_documents d ON d.id = c.document_id{min_score}
 ORDER BY f.score DESC, f.chunk_id LIMIT {limit} OFFSET {offset}"""
 

@@ -1,7 +1,10 @@
 """The search server's tools: hybrid search, the ChatGPT `search`/`fetch` pair, ingest, documents.
 
 Ingest from paths reads only inside the roots configured with `MCP_SUITE_SEARCH_ROOTS` (or
-`mcp-suite ingest --root`), through the core's race-free `PathJail`.
+`mcp-suite ingest --root`), through the core's race-free `PathJail`, off the event loop
+(`ingest_files`). A file's document is named by its root, `<root>/<path>`, whatever spelling the
+caller used; no tool returns a server path. `MCP_SUITE_SEARCH_PUBLIC_URLS` maps root names to public
+base URLs for the `url` fields (see `roots`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from pydantic import Field
 from servers.search import index
 from servers.search import query as q
 from servers.search.embedder import Embedder
-from servers.search.ingest import files_under, ingest_content, read_text
+from servers.search.ingest import ingest_content
+from servers.search.ingest_files import PathReport, ingest_path
 from servers.search.models import (
     Document,
     Explain,
@@ -26,6 +30,7 @@ from servers.search.models import (
     IngestReport,
     SearchResults,
 )
+from servers.search.roots import IngestRoots, client_url, public_bases
 from shared.errors import InvalidInput, NotFound, Unavailable
 from shared.limits import Rate
 from shared.server import SuiteServer
@@ -58,15 +63,6 @@ def _warm_up(_app: SuiteServer) -> None:
 app.startup_hooks.append(_warm_up)
 
 
-def _jail():
-    from shared.paths import PathJail
-
-    roots = [r for r in os.environ.get("MCP_SUITE_SEARCH_ROOTS", "").split(os.pathsep) if r]
-    if not roots:
-        raise InvalidInput("ingest from paths is disabled: no ingest roots are configured on the server")
-    return PathJail(roots)
-
-
 async def _query_embedding(text: str, mode: str) -> tuple[Any, str | None]:
     if mode == "keyword":
         return None, None
@@ -79,11 +75,12 @@ async def _query_embedding(text: str, mode: str) -> tuple[Any, str | None]:
         return None, f"semantic leg unavailable ({exc.message}); keyword results only"
 
 
-def _hit(row: Any, explain: bool) -> Hit:
+def _hit(row: Any, explain: bool, bases: dict[str, str]) -> Hit:
     metadata = row["metadata"] if isinstance(row["metadata"], dict) else json.loads(row["metadata"])
     return Hit(
         id=f"{row['document_id']}#{row['ordinal']}", document_id=row["document_id"], title=row["title"],
-        source=row["source"], text=row["text"], score=float(row["score"]), metadata=metadata,
+        source=row["source"], url=client_url(row["root"], row["source"], bases), text=row["text"],
+        score=float(row["score"]), metadata=metadata,
         explain=Explain(keyword_rank=row["kw_rank"], keyword_score=row["kw_score"], semantic_rank=row["sem_rank"],
                         semantic_score=row["sem_score"]) if explain else None,
     )
@@ -105,7 +102,7 @@ async def run_search(text: str, *, mode: str = "hybrid", limit: int = 10, offset
     async with app.db.acquire() as conn:
         rows = await q.run(conn, plan)
     return SearchResults(query=text, mode=served, degraded=degraded, offset=offset,
-                         hits=[_hit(r, explain) for r in rows])
+                         hits=[_hit(r, explain, public_bases()) for r in rows])
 
 
 @app.tool(scopes={"search:read"}, read_only=True, timeout=10.0, rate=Rate(20, per=1.0), title="Hybrid search")
@@ -139,19 +136,20 @@ async def search(query: QueryText) -> dict[str, list[dict[str, str]]]:
     seen: dict[str, dict[str, str]] = {}
     for hit in results.hits:
         if hit.document_id not in seen:
-            seen[hit.document_id] = {"id": hit.document_id, "title": hit.title, "url": hit.source}
+            seen[hit.document_id] = {"id": hit.document_id, "title": hit.title, "url": hit.url}
     return {"results": list(seen.values())[:10]}
 
 
 async def _document(document_id: str) -> Document:
     async with app.db.acquire() as conn:
         row = await conn.fetchrow(
-            "SELECT id, title, source, metadata, chunk_count, body, created_at, updated_at"
+            "SELECT id, title, source, root, metadata, chunk_count, body, created_at, updated_at"
             " FROM search_documents WHERE id = $1", document_id)
     if row is None:
         raise NotFound("no document with that id")
     metadata = row["metadata"] if isinstance(row["metadata"], dict) else json.loads(row["metadata"])
     return Document(id=row["id"], title=row["title"], source=row["source"], metadata=metadata,
+                    url=client_url(row["root"], row["source"], public_bases()),
                     chunks=row["chunk_count"], text=row["body"], created_at=row["created_at"].isoformat(),
                     updated_at=row["updated_at"].isoformat())
 
@@ -160,7 +158,7 @@ async def _document(document_id: str) -> Document:
 async def fetch(id: DocumentId) -> dict[str, Any]:
     """A whole document by id (the ChatGPT connector contract): id, title, text, url, metadata."""
     doc = await _document(id)
-    return {"id": doc.id, "title": doc.title, "text": doc.text, "url": doc.source, "metadata": doc.metadata}
+    return {"id": doc.id, "title": doc.title, "text": doc.text, "url": doc.url, "metadata": doc.metadata}
 
 
 @app.tool(scopes={"search:read"}, read_only=True, timeout=10.0, rate=Rate(20, per=1.0), title="Get a document")
@@ -208,8 +206,11 @@ async def ingest(
     metadata: Metadata | None = None,
 ) -> IngestReport:
     """Index a document from `content`, or a file or directory at `path` (inside the server's configured
-    roots; text, Markdown, HTML). Unchanged documents are skipped without re-embedding; changed ones
-    are replaced atomically. Reports progress for directories."""
+    roots; relative paths are taken against the first root). Directories are walked for text, Markdown
+    and HTML files; the report says which files were indexed, which were skipped and why (e.g. a type
+    that is not indexed), and which failed. A file's source is `<root>/<path>`, however the path was
+    spelled. Unchanged documents are skipped without re-embedding; changed ones are replaced
+    atomically. Reports progress for directories."""
     if (content is None) == (path is None):
         raise InvalidInput("pass exactly one of content or path")
 
@@ -221,20 +222,17 @@ async def ingest(
                                       source=source, title=title, metadata=metadata, progress=progress)
         return IngestReport(documents=[IngestOutcome(document_id=result.document_id, status=result.status,
                                                      chunks=result.chunks, source=source)])
-    return await _ingest_path(path or "", format, metadata, progress)
+    if document_id is not None or source is not None or title is not None:
+        raise InvalidInput("document_id, source and title apply to content; a file is named by its path")
+    report = await ingest_path(app.db, embedder, IngestRoots.from_env(), path or "", fmt=format,
+                               metadata=metadata, max_files=MAX_DIRECTORY_FILES, progress=progress)
+    return _ingest_report(report)
 
 
-async def _ingest_path(path: str, fmt: str, metadata: Metadata | None, progress: Any) -> IngestReport:
-    jail = _jail()
-    files = files_under(jail, path, max_files=MAX_DIRECTORY_FILES)
-    report = IngestReport(documents=[])
-    for number, file_path in enumerate(files, start=1):
-        try:
-            result = await ingest_content(app.db, embedder, read_text(jail, file_path), fmt=fmt,
-                                          name=file_path, source=file_path, metadata=metadata)
-            report.documents.append(IngestOutcome(document_id=result.document_id, status=result.status,
-                                                  chunks=result.chunks, source=file_path))
-        except InvalidInput as exc:
-            report.skipped.append(f"{file_path[:200]}: {exc.message}")
-        await progress(number, len(files), f"ingested {number} of {len(files)} files")
-    return report
+def _ingest_report(report: PathReport) -> IngestReport:
+    def listed(entries: list[str], total: int) -> list[str]:
+        return entries + ([f"... and {total - len(entries)} more"] if total > len(entries) else [])
+
+    return IngestReport(documents=[IngestOutcome(**d) for d in report.documents],
+                        skipped=listed(report.skipped, report.skipped_count),
+                        failed=listed(report.failed, report.failed_count))
