@@ -1,22 +1,28 @@
-"""Faults injected into real calls: lost connections, slow queries, a full pool, a dead database."""
+"""Faults injected into real calls: lost connections, slow queries, a full pool, a dead database.
+
+Only time and faults are faked (a breaker clock, a terminated backend, a refused port); the pool,
+the database and the MCP sessions are real. No assertion depends on how fast the machine is.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 
+import asyncpg
 import pytest
 
+from shared.breaker import BreakerPolicy, CircuitBreaker
 from shared.errors import Unavailable
 from shared.identity import Principal
 from shared.limits import Rate
-from shared.pool import Database
+from shared.pool import Database, database_failure
 from shared.server import SuiteServer
 
 CALLER = Principal("ops", frozenset({"faults:read", "faults:write"}), "test")
 
 app = SuiteServer("faults")
-attempts: dict[str, int] = {"read": 0, "write": 0}
+attempts: dict[str, int] = {"read": 0, "write": 0, "idempotent": 0}
 
 
 @app.tool(scopes={"faults:read"}, read_only=True, timeout=5.0, rate=Rate(1000, per=1.0))
@@ -38,12 +44,34 @@ async def flaky_write() -> dict[str, int]:
     return {"attempts": attempts["write"]}
 
 
+@app.tool(scopes={"faults:write"}, idempotent=True, timeout=5.0)
+async def flaky_idempotent_write(key: str) -> dict[str, int]:
+    """A write that is safe to repeat (an upsert) but not read-only: a lost connection is retried."""
+    attempts["idempotent"] += 1
+    async with app.db.acquire() as conn:
+        if attempts["idempotent"] == 1:
+            await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        await conn.execute("INSERT INTO fault_marks (key) VALUES ($1) ON CONFLICT (key) DO NOTHING", key)
+    return {"attempts": attempts["idempotent"]}
+
+
 @app.tool(scopes={"faults:read"}, read_only=True, timeout=0.5)
 async def slow_read() -> str:
-    """Sleeps in the database longer than its deadline."""
+    """Sleeps in the database far longer than its deadline: only the deadline can end the call."""
     async with app.db.acquire() as conn:
-        await conn.execute("SELECT pg_sleep(5)")
+        await conn.execute("SELECT pg_sleep(3600) /* slow_read */")
     return "finished"
+
+
+class FakeClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 async def test_lost_connection_is_retried_for_read_only_tools(connect):
@@ -62,13 +90,43 @@ async def test_lost_connection_is_not_retried_for_writes(connect):
     assert attempts["write"] == 1
 
 
-async def test_deadline_cuts_a_slow_query(connect):
+async def test_an_idempotent_write_is_retried_after_a_lost_connection(connect, database_url):
+    """Idempotent but not read-only: the policy allows retries, and they happen."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("CREATE TABLE IF NOT EXISTS fault_marks (key text PRIMARY KEY)")
+        key = uuid.uuid4().hex
+        attempts["idempotent"] = 0
+        async with connect(app, principal=CALLER) as client:
+            listed = {tool.name: tool for tool in (await client.list_tools()).tools}
+            result = await client.call_tool("flaky_idempotent_write", {"key": key})
+        annotations = listed["flaky_idempotent_write"].annotations
+        assert annotations.idempotent_hint is True and annotations.read_only_hint is False
+        assert app.policies["flaky_idempotent_write"].retry is not None
+        assert result.is_error is False, result.content
+        assert result.structured_content == {"attempts": 2}
+        assert await conn.fetchval("SELECT count(*) FROM fault_marks WHERE key = $1", key) == 1
+    finally:
+        await conn.close()
+
+
+async def test_deadline_cuts_a_slow_query(connect, database_url):
+    """The query sleeps for an hour, so a `timeout` answer can only come from the deadline; and the
+    query is cancelled in the database too, not left running on an abandoned connection."""
     async with connect(app, principal=CALLER) as client:
-        started = asyncio.get_running_loop().time()
-        result = await client.call_tool("slow_read", {})
-        elapsed = asyncio.get_running_loop().time() - started
-    assert result.is_error and "timeout" in result.content[0].text
-    assert elapsed < 2.0
+        result = await asyncio.wait_for(client.call_tool("slow_read", {}), 60)  # a hang guard, not a measurement
+    assert result.is_error and result.content[0].text.startswith("timeout:"), result.content
+    conn = await asyncpg.connect(database_url)
+    try:
+        still_running = ("SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                         "AND state = 'active' AND query LIKE '%/* slow_read */'")
+        for _ in range(200):  # the cancel request travels on its own connection: wait for the condition
+            if await conn.fetchval(still_running) == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert await conn.fetchval(still_running) == 0
+    finally:
+        await conn.close()
 
 
 async def test_full_pool_fails_fast_with_a_clear_error(database_url):
@@ -83,32 +141,73 @@ async def test_full_pool_fails_fast_with_a_clear_error(database_url):
         await db.close()
 
 
-async def test_dead_database_opens_the_breaker(tmp_path):
+async def test_a_database_that_never_opened_is_a_clear_unavailable(tmp_path):
     db = Database(f"postgresql://nobody@/none?host={tmp_path}", acquire_timeout=0.3)
-    with pytest.raises(Unavailable):
+    with pytest.raises(Unavailable, match="not reachable"):
         async with db.acquire():
             pass
+    assert db.breaker.snapshot()["calls"] == 0  # refused before the breaker: nothing was tried
     await db.close()
 
 
-async def test_breaker_opens_after_repeated_connection_failures(database_url):
-    db = Database(database_url, min_size=1, max_size=2)
+async def test_dead_database_opens_the_breaker():
+    """The pool is up (min_size=0 connects lazily) but every connection attempt is refused."""
+    db = Database("postgresql://nobody@127.0.0.1:1/none", min_size=0, max_size=2, acquire_timeout=0.3)
     await db.open()
+    try:
+        for _ in range(db.breaker.policy.minimum_calls):
+            with pytest.raises(ConnectionRefusedError):  # each call really tried, and was refused
+                async with db.acquire():
+                    pass
+        assert db.breaker.state == "open"
+        assert db.breaker.snapshot()["failures"] == db.breaker.policy.minimum_calls
+        with pytest.raises(Unavailable, match="too many recent failures") as info:
+            async with db.acquire():  # refused by the breaker: no connection attempt
+                pass
+        assert info.value.retry_after is not None and info.value.retry_after > 0
+    finally:
+        await db.close()
+
+
+async def test_breaker_opens_after_repeated_connection_failures_and_recovers_through_half_open(database_url):
+    """A real pool whose connections keep dying; the breaker's clock is the only fake."""
+    clock = FakeClock()
+    changes: list[tuple[str, str]] = []
+    policy = BreakerPolicy(window_seconds=30, minimum_calls=10, open_seconds=5, half_open_calls=1)
+    breaker = CircuitBreaker("database", policy, clock=clock, is_failure=database_failure,
+                             on_state_change=lambda _name, old, new: changes.append((old, new)))
+    db = Database(database_url, min_size=1, max_size=2, breaker=breaker)
+    await db.open()
+    kill = "SELECT pg_terminate_backend(pg_backend_pid())"
     try:
         failures = 0
         for _ in range(12):
             try:
                 async with db.acquire() as conn:
-                    await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+                    await conn.execute(kill)
             except Unavailable:
                 break
             except Exception:  # noqa: BLE001 - the injected fault
                 failures += 1
-        assert db.breaker.state == "open"
+        assert breaker.state == "open"
         with pytest.raises(Unavailable, match="unavailable"):
             async with db.acquire():
                 pass
-        assert failures >= db.breaker.policy.minimum_calls
+        assert failures == policy.minimum_calls  # opened on the tenth failure, not later
+
+        clock.advance(policy.open_seconds)
+        assert breaker.state == "half_open"
+        with pytest.raises(asyncpg.PostgresConnectionError):
+            async with db.acquire() as conn:
+                await conn.execute(kill)  # the probe fails: open again
+        assert breaker.state == "open"
+        clock.advance(policy.open_seconds)
+        async with db.acquire() as conn:
+            assert await conn.fetchval("SELECT 1") == 1  # the probe succeeds: closed
+        assert breaker.state == "closed"
+        assert changes == [("closed", "open"), ("open", "half_open"), ("half_open", "open"),
+                           ("open", "half_open"), ("half_open", "closed")]
+        assert breaker.snapshot()["calls"] == 0  # a fresh window after recovery
     finally:
         await db.close()
 
