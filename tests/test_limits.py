@@ -38,10 +38,25 @@ async def take(limiter: RateLimiter, key: tuple[str, ...], rate: Rate, n: int) -
         await limiter.check(key, rate)
 
 
-async def test_the_fake_loop_clock_drives_aiolimiter(clock):
-    assert asyncio.get_running_loop().time() == clock.now
-    clock.advance(5)
-    assert asyncio.get_running_loop().time() == clock.now
+async def test_the_limiter_refills_on_the_fake_loop_clock(clock):
+    """The limiter (through aiolimiter) reads the loop's clock: an hour of fake time, and no real
+    time at all, refills a one-per-hour bucket; a tenth of a second less does not."""
+    limiter = RateLimiter()
+    rate = Rate(calls=1, per=3600)
+    key = ("alice", "export")
+    await limiter.check(key, rate)
+    with pytest.raises(RateLimited) as info:
+        await limiter.check(key, rate)
+    assert info.value.retry_after == pytest.approx(3600)
+    clock.advance(3599.9)
+    with pytest.raises(RateLimited) as info:
+        await limiter.check(key, rate)
+    assert info.value.retry_after == pytest.approx(0.1)
+    assert limiter.retry_after(key, rate) == pytest.approx(0.1)
+    clock.advance(0.1)
+    assert limiter.retry_after(key, rate) == 0.0
+    await limiter.check(key, rate)
+    assert limiter.rejections == 2
 
 
 async def test_burst_then_reject_with_retry_after(clock):
