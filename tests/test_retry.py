@@ -9,9 +9,11 @@ import random
 import asyncpg
 import asyncpg.exceptions as pg
 import pytest
+from mcp.server.mcpserver.exceptions import ToolError
 
 from shared.errors import InvalidInput, Unavailable
 from shared.retry import RetryPolicy, is_transient, run_with_retry
+from shared.tool import DEFAULT_RETRY, ToolPolicy, guard_tool
 
 
 class FakeTime:
@@ -219,6 +221,44 @@ async def test_lambdas_and_partials_returning_awaitables_are_awaited():
     assert await run_with_retry(lambda: body(1), RetryPolicy(), clock=t.clock, sleep=t.sleep) == "done:1"
     assert fn.calls == 2
     assert await run_with_retry(functools.partial(body, 2), RetryPolicy(), sleep=t.sleep) == "done:2"
+
+
+@pytest.mark.parametrize(
+    ("flags", "retried"),
+    [
+        ({"read_only": True}, True),
+        ({"idempotent": True}, True),  # a write that is safe to repeat (an upsert, a set-to-value)
+        ({"idempotent": True, "destructive": True}, True),  # e.g. delete by id
+        ({}, False),  # a plain write: repeating it could apply it twice
+        ({"destructive": True}, False),
+        ({"idempotent": True, "retry": False}, False),  # opted out
+    ],
+    ids=["read_only", "idempotent_write", "idempotent_destructive", "write", "destructive", "opted_out"],
+)
+async def test_which_tools_the_tool_layer_retries(flags, retried):
+    """Through `guard_tool`, the layer every tool call goes through: a lost connection on the first try."""
+    fn = Flaky(ConnectionResetError())
+
+    async def body() -> str:
+        return await fn()
+
+    policy = ToolPolicy.declare("t", **flags)
+    assert policy.retry == (DEFAULT_RETRY if retried else None)
+    guarded = guard_tool(body, policy)
+    if retried:
+        assert await guarded() == "done"
+        assert fn.calls == 2
+    else:
+        with pytest.raises(ToolError, match="^unavailable:"):
+            await guarded()
+        assert fn.calls == 1
+
+
+def test_retries_for_a_tool_that_is_not_safe_to_repeat_are_refused_at_declaration():
+    with pytest.raises(ValueError, match="only read-only or idempotent"):
+        ToolPolicy.declare("w", retry=True)
+    with pytest.raises(ValueError, match="only read-only or idempotent"):
+        ToolPolicy.declare("w", destructive=True, retry=RetryPolicy(attempts=2))
 
 
 def test_policy_validation():
