@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import unicodedata
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -339,8 +340,13 @@ def test_directory_is_not_a_file(jail: PathJail) -> None:
 # -- races ----------------------------------------------------------------------------------------------
 
 
-def _race(swap_in, swap_out, read, rounds: int = 2000) -> tuple[int, int]:
-    """Swap a path component for a link to outside while reading through it; return (ok, refused)."""
+def _race(swap_in, swap_out, read, rounds: int = 2000, max_rounds: int = 100_000) -> Counter[str]:
+    """Swap a path component for a link to outside while reading through it.
+
+    Reads at least `rounds` times and keeps going (up to `max_rounds`) until the race has really been
+    run both ways: some reads got through and some were refused because of the symlink. Returns how
+    often each outcome happened ("ok" or the refusal's class name).
+    """
     stop = threading.Event()
     swaps = 0
 
@@ -355,22 +361,26 @@ def _race(swap_in, swap_out, read, rounds: int = 2000) -> tuple[int, int]:
     sys.setswitchinterval(1e-5)  # interleave the two threads as finely as the GIL allows
     thread = threading.Thread(target=swapper, daemon=True)
     thread.start()
-    ok = refused = 0
+    outcomes: Counter[str] = Counter()
     try:
-        for _ in range(rounds):
+        for done in range(max_rounds):
+            if done >= rounds and outcomes["ok"] and outcomes["PathDenied"]:
+                break
             try:
                 data = read()
-            except (PathDenied, PathMissing, PathInvalid):
-                refused += 1
+            except (PathDenied, PathMissing, PathInvalid) as refusal:
+                outcomes[type(refusal).__name__] += 1
                 continue
             assert SECRET not in data, "read escaped through a swapped-in symlink"
-            ok += 1
+            outcomes["ok"] += 1
     finally:
         stop.set()
         thread.join(5)
         sys.setswitchinterval(old_interval)
     assert swaps > 0
-    return ok, refused
+    # Both sides of the race happened: reads through the real directory, and reads that met the link.
+    assert outcomes["ok"] > 0 and outcomes["PathDenied"] > 0, outcomes
+    return outcomes
 
 
 def test_race_directory_component_swapped_for_symlink(tmp_path: Path, root: Path, jail: PathJail) -> None:
@@ -385,8 +395,7 @@ def test_race_directory_component_swapped_for_symlink(tmp_path: Path, root: Path
         victim.unlink()
         parked.rename(victim)
 
-    ok, refused = _race(swap_in, swap_out, lambda: jail.read_bytes("sub/file.txt", max_bytes=CAP))
-    assert ok + refused == 2000
+    _race(swap_in, swap_out, lambda: jail.read_bytes("sub/file.txt", max_bytes=CAP))
 
 
 def test_race_final_component_swapped_for_symlink(tmp_path: Path, root: Path, jail: PathJail) -> None:
@@ -404,7 +413,8 @@ def test_race_final_component_swapped_for_symlink(tmp_path: Path, root: Path, ja
         os.link(real, root / "sub" / "r2")
         os.rename(root / "sub" / "r2", target)
 
-    _race(swap_in, swap_out, lambda: jail.read_bytes(f"{root}/sub/file.txt", max_bytes=CAP))
+    outcomes = _race(swap_in, swap_out, lambda: jail.read_bytes(f"{root}/sub/file.txt", max_bytes=CAP))
+    assert set(outcomes) == {"ok", "PathDenied"}, outcomes  # the name always exists: never missing
 
 
 # -- sizes and messages ---------------------------------------------------------------------------------
@@ -630,8 +640,12 @@ def test_deep_tree_and_no_descriptor_leaks(root: Path, jail: PathJail) -> None:
     assert len(list(fds.iterdir())) == before
 
 
+@pytest.mark.slow
 def test_operations_are_fast_enough(root: Path, jail: PathJail) -> None:
+    """A benchmark, not a default test: a wall-clock bound flakes on a busy machine."""
     started = time.perf_counter()
     for _ in range(1000):
         jail.read_bytes("sub/deeper/file.txt", max_bytes=CAP)
-    assert time.perf_counter() - started < 2.0
+    elapsed = time.perf_counter() - started
+    print(f"1000 confined reads three levels deep: {elapsed:.3f} s")
+    assert elapsed < 2.0
