@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -94,8 +95,10 @@ async def _check_stored_tokens(conn: Any) -> Check:
 
 
 def check_jwt() -> Check | None:
-    from shared.tokens import JwtSettings
-
+    try:
+        from shared.tokens_jwt import JwtSettings
+    except ImportError:  # before the JWT code had its own module
+        from shared.tokens import JwtSettings  # type: ignore[attr-defined,no-redef]
     try:
         jwt = JwtSettings.from_env()
     except (ValueError, OSError) as exc:
@@ -161,14 +164,31 @@ def check_http(host: str = "127.0.0.1", port: int = 8765) -> Check:
     return Check(OK, "http", f"`serve all --transport http` would listen on {config.public_url}")
 
 
+def _safely(topic: str, check: Callable[[], Any]) -> list[Check]:
+    """Run one check; a check that crashes is itself a FAIL line (a bug to report), not a traceback."""
+    try:
+        result = check()
+    except Exception as exc:  # noqa: BLE001 - the doctor must finish and report every other check
+        return [Check(FAIL, topic, f"the check itself failed ({type(exc).__name__}: {str(exc)[:160]}); "
+                                   "please report this")]
+    if result is None:
+        return []
+    return result if isinstance(result, list) else [result]
+
+
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    checks = [check_home(settings), *asyncio.run(check_database(settings))]
-    jwt = check_jwt()
-    checks += [jwt] if jwt else []
-    checks += [check_model(deep=args.deep), check_search_roots(), check_http()]
+    checks = [
+        *_safely("home", lambda: check_home(settings)),
+        *_safely("database", lambda: asyncio.run(check_database(settings))),
+        *_safely("jwt", check_jwt),
+        *_safely("model", lambda: check_model(deep=args.deep)),
+        *_safely("search", check_search_roots),
+        *_safely("http", check_http),
+    ]
     for check in checks:
         print(check.line())
     failed = [c for c in checks if c.status == FAIL]
-    print(f"\n{len(failed)} problem(s) to fix" if failed else "\nall good")
+    warned = sum(c.status == WARN for c in checks)
+    print(f"\n{len(failed)} problem(s) to fix" if failed else f"\nno problems ({warned} warning(s))")
     return 1 if failed else 0

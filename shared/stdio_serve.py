@@ -1,11 +1,12 @@
 """`mcp-suite serve NAME` over stdio: say what is happening in a terminal, and stop cleanly on Ctrl-C.
 
-Why not just `SuiteServer.run("stdio")`: the MCP SDK reads stdin in a worker thread that no
-cancellation can interrupt, and that thread is not a daemon. After Ctrl-C the event loop cancels
-everything, then waits for a line on stdin that never comes: the process hangs. Here the loop runs
-in a daemon thread (so its stdin worker is a daemon too, threads inherit the flag); the main thread
-waits for it, and on SIGINT or SIGTERM cancels the session, gives the lifespan a grace period to
-close the pool and the audit log, then returns. Interpreter exit then runs the `atexit` handlers
+The session is `stdio_guard.run_stdio` (what `SuiteServer.run` serves). Why not just call
+`SuiteServer.run`: stdin is read in a worker thread that no cancellation can interrupt, and that
+thread is not a daemon. After Ctrl-C the event loop cancels everything, then waits for a line on
+stdin that never comes: the process hangs. Here the loop runs in a daemon thread (so its stdin
+worker is a daemon too: threads inherit the flag); the main thread waits for it, and on SIGINT or
+SIGTERM cancels the session, gives the lifespan a grace period to close the pool and the audit
+log, then returns. Interpreter exit then runs the `atexit` handlers
 (the embedded database is stopped by the last process using it) without waiting for stdin.
 """
 
@@ -40,6 +41,8 @@ def waiting_line(name: str) -> str:
 
 def serve_stdio(server: SuiteServer, *, grace_s: float = GRACE_S) -> int:
     """Serve one MCP session over stdin/stdout; 0 when the client hangs up, 130 on Ctrl-C."""
+    from shared.stdio_guard import run_stdio
+
     terminal = sys.stdin.isatty()  # asked now: while serving, the SDK points fd 0 at /dev/null
     if terminal:
         print(waiting_line(server.name), file=sys.stderr, flush=True)
@@ -51,7 +54,7 @@ def serve_stdio(server: SuiteServer, *, grace_s: float = GRACE_S) -> int:
 
     def run() -> None:
         asyncio.set_event_loop(loop)
-        session.append(loop.create_task(server.mcp.run_stdio_async()))
+        session.append(loop.create_task(run_stdio(server.mcp)))
         started.set()
         try:
             loop.run_until_complete(session[0])
