@@ -10,33 +10,37 @@ Verification results are cached for `MCP_SUITE_TOKEN_CACHE_S` seconds (default 1
 does not cost a database round trip per request; a revocation therefore takes effect on every
 replica within that time. Expiry is checked on every request regardless of the cache.
 
-Tokens may also come from the environment (`MCP_SUITE_API_TOKENS`, for compose deployments): they
-are synchronised into the same table at start-up (`sync_env_tokens`).
+A refused token says why (`Verdict.reason`: missing, unknown, expired, revoked, invalid), for the
+401's `error_description`. That tells an attacker nothing useful: telling "revoked" from "unknown"
+needs the 256-bit secret in the first place.
 
-JWTs (for deployments behind an identity provider) are checked with PyJWT: signature against keys
-from a file or the environment (PEM or JWKS), `exp`, `iss` and `aud` (the audience is mandatory, so
-a token minted for another service is refused).
+Tokens may also come from the environment (`MCP_SUITE_API_TOKENS`, for compose deployments): they
+are synchronised into the same table at start-up (`sync_env_tokens`). A revoked one stays revoked
+across restarts; re-issuing means a new secret (or `tokens create`), a deliberate operator action.
+
+JWTs (for deployments behind an identity provider) are verified by `tokens_jwt`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
-import jwt
 from mcp.server.auth.provider import AccessToken
 from starlette.authentication import AuthenticationError
+
+if TYPE_CHECKING:
+    from shared.tokens_jwt import JwtVerifier
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +48,38 @@ TOKEN_PREFIX = "mcps_"
 ISSUER = "mcp-suite"
 _TOKEN_RE = re.compile(r"^mcps_[A-Za-z0-9_-]{43}$")
 _SCOPE_RE = re.compile(r"^(\*|[a-z0-9_*?-]+:[a-z0-9_*?-]+)$")
-_PRINCIPAL_RE = re.compile(r"^[A-Za-z0-9_.@:+-]{1,128}$")
+PRINCIPAL_RE = re.compile(r"^[A-Za-z0-9_.@:+-]{1,128}$")
 _DURATION_RE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 TOUCH_EVERY_S = 60
+ANONYMOUS = "anonymous"  # the principal of callers without a token; no token may claim it
+JWT_SEPARATOR = "#"  # `<issuer>#<sub>`; never in an opaque token's principal (see PRINCIPAL_RE)
+REASONS = {
+    "missing": "no bearer token was sent",
+    "unknown": "the token is not known to this server",
+    "expired": "the token has expired",
+    "revoked": "the token has been revoked",
+    "invalid": "the token is not valid for this server (signature, issuer, audience or format)",
+}
 
 
 class TokenStoreUnavailable(AuthenticationError):
     """The token store could not be asked; the HTTP layer answers 503, not 401."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A verified token (`access`), or why it was refused (`reason`, a key of `REASONS`)."""
+
+    access: AccessToken | None
+    reason: str = ""
+
+    def at(self, now: float) -> Verdict:
+        """The same verdict checked for expiry at `now` (a cached verdict may have outlived its token)."""
+        access = self.access
+        if access is not None and access.expires_at is not None and access.expires_at <= now:
+            return Verdict(None, "expired")
+        return self
 
 
 @dataclass(frozen=True)
@@ -101,6 +129,18 @@ def parse_duration(text: str) -> timedelta | None:
     return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 
 
+def check_known_scopes(scopes: Iterable[str], known: Iterable[str]) -> None:
+    """Refuse a scope that grants nothing that exists (a typo such as `profile:raed`).
+
+    A wildcard is kept when it matches at least one known scope (`*:read`, `profiles:*`, `*`).
+    """
+    known = sorted(set(known))
+    unknown = [scope for scope in scopes if not any(fnmatchcase(k, scope) for k in known)]
+    if unknown:
+        raise ValueError(f"unknown scope(s) {', '.join(unknown)}; valid scopes: {' '.join(known)} "
+                         "(wildcards such as '*:read' are allowed)")
+
+
 def parse_scopes(scopes: str | Iterable[str]) -> tuple[str, ...]:
     """Space- or comma-separated `server:verb` scopes (wildcards allowed, e.g. `*:read`)."""
     items = scopes.replace(",", " ").split() if isinstance(scopes, str) else list(scopes)
@@ -113,8 +153,10 @@ def parse_scopes(scopes: str | Iterable[str]) -> tuple[str, ...]:
 
 
 def check_principal(principal: str) -> str:
-    if not _PRINCIPAL_RE.match(principal):
+    if not PRINCIPAL_RE.match(principal):
         raise ValueError("a principal is 1-128 characters of letters, digits and . _ @ : + -")
+    if principal == ANONYMOUS:
+        raise ValueError(f"{ANONYMOUS!r} is the principal of callers without a token; choose another name")
     return principal
 
 
@@ -188,7 +230,9 @@ async def sync_env_tokens(conn: asyncpg.Connection, text: str) -> int:
     """Make the tokens listed in the environment exactly the active environment tokens.
 
     Listed ones are stored (hashed, no expiry) or updated; environment tokens no longer listed are
-    revoked, so removing a line and restarting is how such a token is withdrawn. Returns the count.
+    revoked, so removing a line and restarting is how such a token is withdrawn. A revoked token
+    stays revoked even when its line is still (or again) listed: revocation is never undone by a
+    restart; the operator re-issues with a new secret. Returns the count.
     """
     entries = parse_env_tokens(text)
     ids = []
@@ -200,7 +244,7 @@ async def sync_env_tokens(conn: asyncpg.Connection, text: str) -> int:
             await conn.execute(
                 """INSERT INTO api_tokens (id, token_hash, principal, scopes, label) VALUES ($1, $2, $3, $4, $5)
                    ON CONFLICT (id) DO UPDATE SET principal = EXCLUDED.principal, scopes = EXCLUDED.scopes,
-                                                  revoked_at = NULL, expires_at = NULL""",
+                                                  expires_at = NULL""",
                 token_id, digest, principal, list(scopes), ENV_LABEL,
             )
         await conn.execute(
@@ -213,12 +257,14 @@ async def sync_env_tokens(conn: asyncpg.Connection, text: str) -> int:
 class OpaqueTokenVerifier:
     """The SDK `TokenVerifier` for `mcps_` tokens, backed by the `api_tokens` table."""
 
-    def __init__(self, url: str, *, cache_seconds: float = 1.0, max_cached: int = 10_000) -> None:
+    def __init__(self, url: str, *, cache_seconds: float = 1.0, max_cached: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.url = url
         self.cache_seconds = cache_seconds
         self.max_cached = max_cached
+        self.clock = clock  # for the cache window only; expiry is wall-clock time (`time.time`)
         self._pool: asyncpg.Pool | None = None
-        self._cache: dict[bytes, tuple[float, AccessToken | None]] = {}
+        self._cache: dict[bytes, tuple[float, Verdict]] = {}
 
     async def _connection_pool(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -226,47 +272,52 @@ class OpaqueTokenVerifier:
         return self._pool
 
     async def verify_token(self, token: str) -> AccessToken | None:
+        return (await self.check(token)).access
+
+    async def check(self, token: str) -> Verdict:
         if not _TOKEN_RE.match(token):
-            return None
+            return Verdict(None, "unknown")
         digest = hash_token(token)
-        now = time.monotonic()
+        now = self.clock()
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > now:
-            return cached[1]
+            return cached[1].at(time.time())
         try:
             pool = await self._connection_pool()
             async with pool.acquire(timeout=5.0) as conn:
-                access = await self._lookup(conn, digest)
+                verdict = await self._lookup(conn, digest)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.error("token store unavailable (%s)", type(exc).__name__)
             raise TokenStoreUnavailable("the token store is unavailable; retry shortly") from None
         if self.cache_seconds > 0:
             if len(self._cache) >= self.max_cached:
                 self._cache.clear()
-            self._cache[digest] = (now + self.cache_seconds, access)
-        return access
+            self._cache[digest] = (now + self.cache_seconds, verdict)
+        return verdict
 
-    async def _lookup(self, conn: asyncpg.Connection, digest: bytes) -> AccessToken | None:
+    async def _lookup(self, conn: asyncpg.Connection, digest: bytes) -> Verdict:
         row = await conn.fetchrow(
-            """SELECT id, principal, scopes, expires_at,
-                      revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) AS active,
+            """SELECT id, principal, scopes, expires_at, revoked_at IS NOT NULL AS revoked,
+                      expires_at IS NOT NULL AND expires_at <= now() AS expired,
                       last_used_at IS NULL OR last_used_at < now() - make_interval(secs => $2) AS stale
                FROM api_tokens WHERE token_hash = $1""",
             digest, TOUCH_EVERY_S,
         )
-        if row is None or not row["active"]:
-            return None
+        if row is None:
+            return Verdict(None, "unknown")
+        if row["revoked"] or row["expired"]:
+            return Verdict(None, "revoked" if row["revoked"] else "expired")
         if row["stale"]:
             await conn.execute("UPDATE api_tokens SET last_used_at = now() WHERE id = $1", row["id"])
         expires = row["expires_at"]
-        return AccessToken(
+        return Verdict(AccessToken(
             token=row["id"],  # the id, not the secret: nothing downstream needs the secret
             client_id=row["principal"],
             scopes=list(row["scopes"]),
             expires_at=int(expires.timestamp()) if expires else None,
             subject=row["principal"],
             claims={"iss": ISSUER, "token_id": row["id"]},
-        )
+        ))
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -274,88 +325,18 @@ class OpaqueTokenVerifier:
             self._pool = None
 
 
-@dataclass(frozen=True)
-class JwtSettings:
-    issuer: str
-    audience: str
-    keys: str  # PEM text or JWKS JSON
-    algorithms: tuple[str, ...] = ("RS256", "ES256")
-    principal_claim: str = "sub"
-    leeway_s: float = 30.0
-
-    @classmethod
-    def from_env(cls) -> JwtSettings | None:
-        issuer = os.environ.get("MCP_SUITE_JWT_ISSUER")
-        if not issuer:
-            return None
-        audience = os.environ.get("MCP_SUITE_JWT_AUDIENCE")
-        if not audience:
-            raise ValueError("MCP_SUITE_JWT_AUDIENCE must be set with MCP_SUITE_JWT_ISSUER (the audience is checked)")
-        keys_file = os.environ.get("MCP_SUITE_JWT_KEYS_FILE")
-        keys = Path(keys_file).read_text(encoding="utf-8") if keys_file else os.environ.get("MCP_SUITE_JWT_KEYS", "")
-        if not keys.strip():
-            raise ValueError("set MCP_SUITE_JWT_KEYS_FILE (PEM or JWKS) or MCP_SUITE_JWT_KEYS for JWT verification")
-        algorithms = tuple(os.environ.get("MCP_SUITE_JWT_ALGORITHMS", "RS256 ES256").replace(",", " ").split())
-        if not algorithms or any(a.lower() == "none" for a in algorithms):
-            raise ValueError("MCP_SUITE_JWT_ALGORITHMS must name real signature algorithms")
-        return cls(issuer=issuer, audience=audience, keys=keys, algorithms=algorithms,
-                   principal_claim=os.environ.get("MCP_SUITE_JWT_PRINCIPAL_CLAIM", "sub"))
-
-
-class JwtVerifier:
-    """Verify JWT access tokens: signature, expiry, issuer and audience, then map claims to a principal."""
-
-    def __init__(self, settings: JwtSettings) -> None:
-        self.settings = settings
-        text = settings.keys.strip()
-        self._jwks: jwt.PyJWKSet | None = None
-        self._pem: bytes | None = None
-        if text.startswith("{"):
-            self._jwks = jwt.PyJWKSet.from_dict(json.loads(text))
-        else:
-            self._pem = text.encode()
-
-    def _key(self, token: str) -> Any:
-        if self._pem is not None:
-            return self._pem
-        assert self._jwks is not None
-        kid = jwt.get_unverified_header(token).get("kid")
-        for key in self._jwks.keys:
-            if kid is None or key.key_id == kid:
-                return key.key
-        raise jwt.InvalidKeyError("no key matches the token's kid")
-
-    async def verify_token(self, token: str) -> AccessToken | None:
-        s = self.settings
-        try:
-            claims = jwt.decode(
-                token, self._key(token), algorithms=list(s.algorithms), audience=s.audience, issuer=s.issuer,
-                leeway=s.leeway_s, options={"require": ["exp", "iss", "aud", s.principal_claim]},
-            )
-        except (jwt.PyJWTError, ValueError) as exc:
-            log.warning("JWT refused: %s", type(exc).__name__)
-            return None
-        principal = claims.get(s.principal_claim)
-        if not isinstance(principal, str) or not _PRINCIPAL_RE.match(principal):
-            log.warning("JWT refused: unusable %s claim", s.principal_claim)
-            return None
-        raw = claims.get("scope", claims.get("scp", ""))
-        scopes = raw.split() if isinstance(raw, str) else [str(x) for x in raw] if isinstance(raw, list) else []
-        return AccessToken(
-            token=str(claims.get("jti", "jwt")), client_id=principal, scopes=scopes, expires_at=int(claims["exp"]),
-            resource=s.audience, subject=principal, claims={"iss": s.issuer},
-        )
-
-
 class SuiteTokenVerifier:
     """The verifier the HTTP app gives the SDK: opaque tokens first, then JWTs if configured."""
 
     def __init__(self, opaque: OpaqueTokenVerifier, jwt_verifier: JwtVerifier | None = None) -> None:
+        """`jwt_verifier`: a `tokens_jwt.JwtVerifier` when an identity provider is configured."""
         self.opaque = opaque
         self.jwt = jwt_verifier
 
     @classmethod
     def from_env(cls, database_url: str) -> SuiteTokenVerifier:
+        from shared.tokens_jwt import JwtSettings, JwtVerifier
+
         cache = float(os.environ.get("MCP_SUITE_TOKEN_CACHE_S", "1.0"))
         settings = JwtSettings.from_env()
         return cls(OpaqueTokenVerifier(database_url, cache_seconds=cache),
@@ -366,11 +347,14 @@ class SuiteTokenVerifier:
         return self.jwt.settings.issuer if self.jwt else None
 
     async def verify_token(self, token: str) -> AccessToken | None:
+        return (await self.check(token)).access
+
+    async def check(self, token: str) -> Verdict:
         if token.startswith(TOKEN_PREFIX):
-            return await self.opaque.verify_token(token)
+            return await self.opaque.check(token)
         if self.jwt is not None and token.count(".") == 2:
-            return await self.jwt.verify_token(token)
-        return None
+            return await self.jwt.check(token)
+        return Verdict(None, "invalid" if token.count(".") == 2 else "unknown")
 
     async def close(self) -> None:
         await self.opaque.close()

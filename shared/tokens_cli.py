@@ -9,12 +9,17 @@ mcp-suite tokens generate   # a secret for MCP_SUITE_API_TOKENS="alice|profiles:
 The secret is printed once by `create` (on stdout, alone on its line, so scripts can capture it);
 everything else goes to stderr. The database is the one `serve` uses (`DATABASE_URL`, or the
 embedded server under `MCP_SUITE_HOME`).
+
+`create` checks each scope against the scopes the servers declare (the registry's servers plus any
+`module:attribute` in `MCP_SUITE_SERVERS`): a typo such as `profile:raed` is refused with the valid
+choices; a wildcard is kept when it matches at least one (`*:read`). `list` never shortens scopes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -37,9 +42,31 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def known_scopes() -> set[str]:
+    """Every scope a tool of a servable server declares (a server that fails to import adds none)."""
+    from servers.registry import SERVERS
+    from shared.http_app import load_servers
+    from shared.http_layers import split_list
+
+    scopes: set[str] = set()
+    for name in sorted(set(SERVERS) | set(split_list(os.environ.get("MCP_SUITE_SERVERS")))):
+        try:
+            servers = load_servers(name)
+        except (ImportError, AttributeError, KeyError, ValueError):
+            continue
+        scopes |= {scope for server in servers for policy in server.policies.values() for scope in policy.scopes}
+    return scopes
+
+
+def _cell(row: dict[str, Any], column: str) -> str:
+    if column == "scopes":
+        return " ".join(row[column])  # never shortened: a cut scope list misleads
+    return str(row[column] or "-")[:40]
+
+
 def _table(rows: list[dict[str, Any]]) -> str:
     columns = ["id", "principal", "status", "scopes", "expires_at", "last_used_at", "label"]
-    cells = [[(" ".join(r[c]) if c == "scopes" else str(r[c] or "-"))[:40] for c in columns] for r in rows]
+    cells = [[_cell(r, c) for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
@@ -58,7 +85,7 @@ def main(argv: list[str]) -> int:
         try:
             expires_in = tokens.parse_duration(args.expires)
             tokens.check_principal(args.principal)
-            tokens.parse_scopes(args.scopes)
+            tokens.check_known_scopes(tokens.parse_scopes(args.scopes), known_scopes())
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from datetime import timedelta
@@ -13,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from shared import tokens, tokens_cli
+from shared import tokens, tokens_cli, tokens_jwt
 
 
 @pytest.fixture
@@ -46,15 +45,53 @@ async def test_tokens_are_stored_hashed_and_verify_to_their_principal_and_scopes
     assert not await tokens.revoke_token(conn, "tok_missing")
 
 
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 async def test_expiry_is_enforced_and_the_cache_is_bounded_in_time(conn, database_url):
     secret, info = await tokens.create_token(conn, principal="bob", scopes=["notes:read"], expires_in=None)
-    verifier = tokens.OpaqueTokenVerifier(database_url, cache_seconds=0.3)
+    clock = FakeClock()
+    verifier = tokens.OpaqueTokenVerifier(database_url, cache_seconds=0.3, clock=clock)
     try:
         assert (await verifier.verify_token(secret)).expires_at is None
         await conn.execute("UPDATE api_tokens SET expires_at = now() - interval '1 s' WHERE id = $1", info.id)
         assert await verifier.verify_token(secret) is not None  # cached for up to cache_seconds
-        await asyncio.sleep(0.35)
+        clock.now += 0.35
         assert await verifier.verify_token(secret) is None
+        assert (await verifier.check(secret)).reason == "expired"
+    finally:
+        await verifier.close()
+
+
+async def test_a_cached_token_is_refused_once_its_own_expiry_passes(conn, database_url):
+    """The cache window never outlives the token: expiry is checked on every request."""
+    secret, _ = await tokens.create_token(conn, principal="bob", scopes=["notes:read"], expires_in=timedelta(days=1))
+    verifier = tokens.OpaqueTokenVerifier(database_url, cache_seconds=3600, clock=FakeClock())
+    try:
+        verdict = await verifier.check(secret)
+        assert verdict.access is not None and verdict.at(time.time()).access is not None
+        assert verdict.at(time.time() + 2 * 86400) == tokens.Verdict(None, "expired")
+    finally:
+        await verifier.close()
+
+
+async def test_a_refusal_says_why(conn, database_url):
+    revoked, info = await tokens.create_token(conn, principal="rita", scopes=["notes:read"], expires_in=None)
+    await tokens.revoke_token(conn, info.id)
+    expired, info = await tokens.create_token(conn, principal="rita", scopes=["notes:read"], expires_in=None)
+    await conn.execute("UPDATE api_tokens SET expires_at = now() - interval '1 s' WHERE id = $1", info.id)
+    verifier = tokens.SuiteTokenVerifier(tokens.OpaqueTokenVerifier(database_url, cache_seconds=0))
+    try:
+        assert (await verifier.check(revoked)).reason == "revoked"
+        assert (await verifier.check(expired)).reason == "expired"
+        assert (await verifier.check(tokens.new_secret())).reason == "unknown"
+        assert (await verifier.check("not-a-token")).reason == "unknown"
+        assert (await verifier.check("a.b.c")).reason == "invalid"  # a JWT, and no identity provider configured
     finally:
         await verifier.close()
 
@@ -84,6 +121,7 @@ def test_bad_scopes(bad):
 
 def test_cli_create_list_revoke(database_url, monkeypatch, capsys):
     monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("MCP_SUITE_SERVERS", "tests.interop.fixture_servers:notes")  # `notes:*` scopes exist
     assert tokens_cli.main(["create", "--principal", "carol", "--scopes", "notes:read", "--expires", "1d",
                             "--json"]) == 0
     created = json.loads(capsys.readouterr().out)
@@ -114,14 +152,14 @@ def ec_key():
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _verifier(ec_key, jwks: bool = False) -> tokens.JwtVerifier:
+def _verifier(ec_key, jwks: bool = False) -> tokens_jwt.JwtVerifier:
     public = ec_key.public_key()
     if jwks:
         keys = json.dumps({"keys": [{**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(public)), "kid": "k1"}]})
     else:
         keys = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    return tokens.JwtVerifier(tokens.JwtSettings(issuer="https://idp", audience="suite", keys=keys,
-                                                 algorithms=("ES256",)))
+    return tokens_jwt.JwtVerifier(tokens_jwt.JwtSettings(issuer="https://idp", audience="suite", keys=keys,
+                                                         algorithms=("ES256",)))
 
 
 def _token(ec_key, **overrides) -> str:
@@ -136,7 +174,7 @@ def _token(ec_key, **overrides) -> str:
 async def test_jwt_checks_signature_issuer_audience_and_expiry(ec_key, jwks):
     verifier = _verifier(ec_key, jwks)
     access = await verifier.verify_token(_token(ec_key))
-    assert access is not None and access.client_id == "erin" and access.scopes == ["notes:read"]
+    assert access is not None and access.client_id == "https://idp#erin" and access.scopes == ["notes:read"]
     assert access.resource == "suite"
     assert await verifier.verify_token(_token(ec_key, aud="other")) is None
     assert await verifier.verify_token(_token(ec_key, aud=None)) is None
@@ -152,7 +190,7 @@ def test_jwt_settings_demand_an_audience(monkeypatch):
     monkeypatch.setenv("MCP_SUITE_JWT_ISSUER", "https://idp")
     monkeypatch.delenv("MCP_SUITE_JWT_AUDIENCE", raising=False)
     with pytest.raises(ValueError, match="AUDIENCE"):
-        tokens.JwtSettings.from_env()
+        tokens_jwt.JwtSettings.from_env()
 
 
 async def test_environment_tokens_are_synchronised(conn, database_url):
@@ -175,3 +213,57 @@ def test_cli_generate_prints_a_fresh_secret(capsys):
     assert tokens_cli.main(["generate"]) == 0
     secret = capsys.readouterr().out.strip()
     assert secret.startswith("mcps_") and len(secret) == 48
+
+
+async def test_a_jwt_subject_cannot_impersonate_an_opaque_token_principal(ec_key):
+    """An opaque token's principal never contains `#`; every JWT principal does (issuer#subject)."""
+    access = await _verifier(ec_key).verify_token(_token(ec_key, sub="alice"))
+    assert access is not None and access.client_id == tokens_jwt.jwt_principal("https://idp", "alice") != "alice"
+    with pytest.raises(ValueError):
+        tokens.check_principal(access.client_id)  # no opaque token can be made for a JWT principal
+    assert (await _verifier(ec_key).check(_token(ec_key, exp=int(time.time()) - 120))).reason == "expired"
+    assert (await _verifier(ec_key).check(_token(ec_key, aud="other"))).reason == "invalid"
+
+
+def test_no_token_may_claim_the_anonymous_principal():
+    with pytest.raises(ValueError, match="anonymous"):
+        tokens.check_principal("anonymous")
+
+
+async def test_a_revoked_environment_token_stays_revoked_at_the_next_start(conn, database_url):
+    secret = tokens.new_secret()
+    line = f"envrev|notes:read|{secret}"
+    await tokens.sync_env_tokens(conn, line)
+    token_id = await conn.fetchval("SELECT id FROM api_tokens WHERE token_hash = $1", tokens.hash_token(secret))
+    assert await tokens.revoke_token(conn, token_id)
+    await tokens.sync_env_tokens(conn, line)  # the next start, the same environment
+    verifier = tokens.OpaqueTokenVerifier(database_url, cache_seconds=0)
+    try:
+        assert (await verifier.check(secret)).reason == "revoked"
+        fresh = tokens.new_secret()  # re-issue: a deliberate new secret for the same principal
+        await tokens.sync_env_tokens(conn, f"envrev|notes:read|{fresh}")
+        assert (await verifier.verify_token(fresh)).client_id == "envrev"
+        assert (await verifier.check(secret)).reason == "revoked"
+    finally:
+        await verifier.close()
+
+
+@pytest.mark.parametrize("scopes", ["profile:raed", "profiles:raed", "*:raed", "nosuch:*"])
+def test_cli_refuses_scopes_that_grant_nothing(scopes, capsys):
+    assert tokens_cli.main(["create", "--principal", "typo", "--scopes", f"profiles:read {scopes}"]) == 2
+    err = capsys.readouterr().err
+    assert f"unknown scope(s) {scopes}" in err and "profiles:read" in err and "search:read" in err
+
+
+@pytest.mark.parametrize("scopes", ["*:read", "profiles:*", "*", "profiles:admin search:write"])
+def test_wildcards_and_real_scopes_are_allowed(scopes):
+    tokens.check_known_scopes(tokens.parse_scopes(scopes), tokens_cli.known_scopes())
+
+
+def test_cli_list_never_truncates_scopes(database_url, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    many = "profiles:admin profiles:read profiles:write search:read search:write"
+    assert tokens_cli.main(["create", "--principal", "wide", "--scopes", many, "--expires", "1d"]) == 0
+    capsys.readouterr()
+    assert tokens_cli.main(["list", "--principal", "wide"]) == 0
+    assert many in capsys.readouterr().out
