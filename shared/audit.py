@@ -131,7 +131,11 @@ class AuditLog:
         self._pending.append((record, body, future))
         if self._writer is None or self._writer.done():
             self._writer = loop.create_task(self._drain(), name="audit-writer")
-        return await asyncio.shield(future)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            future.add_done_callback(_retrieve)  # the caller is gone; the outcome is still logged
+            raise
 
     async def _drain(self) -> None:
         """Write batches until the queue is empty; every waiter is completed whatever happens."""
@@ -246,6 +250,11 @@ class AuditLog:
             await self._conn.execute("SELECT audit_seal_put($1, $2)", seal[0], seal_mac(self._seal_key, *seal))
         except Exception as exc:  # noqa: BLE001 - a later batch or checkpoint seals the same records
             log.warning("could not write an audit seal (%s)", type(exc).__name__)
+
+
+def _retrieve(future: asyncio.Future[int]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def unrecordable(record: dict[str, Any], reason: str) -> dict[str, Any]:
