@@ -185,6 +185,8 @@ def app_database_url(admin_url: str) -> str:
     if configured:
         return configured
     parts = urlsplit(admin_url)
+    if parts.username == APP_ROLE:  # already the app role's URL (a server given no administrator URL)
+        return admin_url
     host = parts.netloc.rpartition("@")[2]
     password = os.environ.get("MCP_SUITE_APP_DB_PASSWORD")
     user = APP_ROLE + (f":{quote(password, safe='')}" if password else "")
