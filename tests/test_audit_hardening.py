@@ -12,6 +12,8 @@ import json
 import math
 import os
 import stat
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -513,3 +515,46 @@ async def test_mixed_workload_with_poison_cancellations_and_hang_ups_keeps_every
         assert {rid for rid, outcome in results.items() if outcome == "ok"} <= intents  # no change without intent
         assert intents <= set(results)  # every intent has its outcome (ok, error or cancelled)
         assert (await check(url, seal_key=profiles.audit._seal_key)).ok
+
+
+# --- 8. the operator's commands ------------------------------------------------------------------------
+
+def audit_cli(url: str, home, *args: str, key: str | None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": url, "MCP_SUITE_HOME": str(home)}
+    env.pop("MCP_SUITE_AUDIT_KEY", None)
+    if key is not None:
+        env["MCP_SUITE_AUDIT_KEY"] = key
+    return subprocess.run([sys.executable, "-m", "shared.cli", "audit", *args], env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+async def test_checkpoint_and_verify_commands(make_database, tmp_path):
+    key = "c" * 64
+    async with make_database() as url:
+        audit = AuditLog(app_database_url(url), keys=KeyRing(key.encode(), "env"))
+        await audit.start()
+        await asyncio.gather(*(audit.append(sample(audit, i)) for i in range(20)))
+        await audit.close()
+        ok = audit_cli(url, tmp_path, "verify", key=key)
+        assert ok.returncode == 0 and "audit chain OK (keyed): 20 records, sealed through 20" in ok.stdout, ok
+        unkeyed = audit_cli(url, tmp_path / "elsewhere", "verify", key=None)
+        assert unkeyed.returncode == 0 and "UNKEYED" in unkeyed.stdout and "no audit key" in unkeyed.stderr
+        saved = tmp_path / "checkpoint.json"
+        made = audit_cli(url, tmp_path, "checkpoint", "-o", str(saved), key=key)
+        assert made.returncode == 0 and json.loads(saved.read_text())["seq"] == 20, made
+        wrong = audit_cli(url, tmp_path, "verify", "--checkpoint", str(saved), key="d" * 64)
+        assert wrong.returncode == 1 and "not valid for this key" in wrong.stdout
+        conn = await asyncpg.connect(url)
+        try:
+            for sql in ("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_rewrite",
+                        "ALTER TABLE audit_seal DISABLE TRIGGER audit_seal_no_rewrite",
+                        "ALTER TABLE audit_head DISABLE TRIGGER audit_head_only_forward",
+                        "DELETE FROM audit_log WHERE seq > 10", "DELETE FROM audit_seal WHERE seq > 10"):
+                await conn.execute(sql)
+            await conn.execute("UPDATE audit_head SET seq = 10, hash = (SELECT hash FROM audit_log WHERE seq = 10)")
+        finally:
+            await conn.close()
+        caught = audit_cli(url, tmp_path, "verify", "--checkpoint", str(saved), key=key)
+        assert caught.returncode == 1 and "truncated" in caught.stdout, caught
+        missing = audit_cli(url, tmp_path, "verify", "--checkpoint", str(tmp_path / "nope.json"), key=key)
+        assert missing.returncode == 2 and "Traceback" not in missing.stderr
