@@ -1,28 +1,31 @@
 """The ASGI layers in front of the MCP transports, and the HTTP deployment settings they read.
 
     RequestLog (request id, one JSON line per request) → HostOriginGuard (421/403 against DNS
-    rebinding) → [bearer authentication, from the SDK] → ServerGate (body limit 413; 401 for a
-    missing or bad token; 403 `insufficient_scope` for a `tools/call` the token's scopes do not allow;
-    every refused tool call audited like any other call) → the SDK transport.
+    rebinding) → [bearer authentication from the headers, `http_auth`] → ServerGate (401 for a
+    missing or bad token, before any body is read; body limit 413; a JSON-RPC error with 400 for a
+    body the SDK cannot parse; 403 `insufficient_scope` for a `tools/call` the caller's scopes do not
+    allow; every refused tool call audited like any other call) → the SDK transport.
 
 The 403 needs the tool name, which only the JSON-RPC body carries, so the gate reads the (bounded)
-body once and replays it to the transport. The pipeline still checks scopes too (stdio has no gate).
+body once, parses it once (`jsonrpc_guard.check`, the SDK's own parser) and replays it to the
+transport. An unauthenticated request is answered from its headers alone, so it cannot make the
+server wait for a slow body; its refusal is audited as tool `-` (the tool it meant is unread).
+The pipeline still checks scopes too (stdio has no gate). Slow or partial requests are cut off
+below the application, by the HTTP protocol (`http_limits`).
 """
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
-import json
 import logging
 import os
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, RequireAuthMiddleware
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.routes import build_resource_metadata_url
 from mcp.server.auth.settings import AuthSettings
 from starlette.responses import JSONResponse, Response
@@ -30,16 +33,28 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import metrics
 from shared.errors import PermissionDenied, RateLimited, ToolFailure
-from shared.identity import CallInfo, Principal, current_call
+from shared.http_auth import (
+    DEFAULT_ANONYMOUS_SCOPES,
+    anonymous_principal,
+    caller,
+    refusal_reason,
+    unauthorized,
+)
+from shared.identity import CallInfo, Principal
+from shared.json_logging import JsonFormatter, configure_json_logging
+from shared.jsonrpc_guard import check
 from shared.limits import Rate, RateLimiter
-from shared.pipeline import ToolCallPipeline, call_observers
+from shared.pipeline import ToolCallPipeline, call_observers, session_principal
 from shared.server import SuiteServer
+from shared.tokens import REASONS, parse_scopes
 
 log = logging.getLogger("mcp_suite.http")
+__all__ = ["HttpConfig", "HostOriginGuard", "JsonFormatter", "RequestLog", "ServerGate", "configure_json_logging"]
 
 LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
 LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
 UNAUTHENTICATED_AUDIT_RATE = Rate(20, per=1.0)  # bounds the durable writes an anonymous flood can cause
+UNREAD = "-"  # the tool of a refused request whose body was never read
 
 
 class Unauthenticated(PermissionDenied):
@@ -82,6 +97,10 @@ class HttpConfig:
     metrics_token: str | None = None
     rate_store: str = "local"
     issuer_url: str | None = None
+    anonymous_scopes: frozenset[str] = frozenset({DEFAULT_ANONYMOUS_SCOPES})
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    max_connections: int = 1000
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> HttpConfig:
@@ -98,41 +117,11 @@ class HttpConfig:
             metrics_token=env.get("MCP_SUITE_METRICS_TOKEN") or None,
             rate_store=(env.get("MCP_SUITE_RATE_LIMIT_STORE") or "local").lower(),
             issuer_url=env.get("MCP_SUITE_AUTH_ISSUER") or None,
+            anonymous_scopes=frozenset(parse_scopes(env.get("MCP_SUITE_ANONYMOUS_SCOPES") or DEFAULT_ANONYMOUS_SCOPES)),
+            header_timeout_s=float(env.get("MCP_SUITE_HEADER_TIMEOUT_S") or 10.0),
+            body_timeout_s=float(env.get("MCP_SUITE_BODY_TIMEOUT_S") or 30.0),
+            max_connections=int(env.get("MCP_SUITE_MAX_CONNECTIONS") or 1000),
         )
-
-
-# --- structured logs ----------------------------------------------------------------------------------
-
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line. Why not a library: twenty lines, and no new dependency for it."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage(),
-        }
-        try:
-            call = current_call()
-            entry.update(request_id=call.request_id, server=call.server, tool=call.tool)
-        except RuntimeError:  # not inside a tool call
-            pass
-        entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")})
-        if record.exc_info and record.levelno >= logging.ERROR:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
-
-
-def configure_json_logging(level: str | None = None) -> None:
-    handler = logging.StreamHandler(sys.stderr)  # never stdout: it may carry a protocol
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel((level or os.environ.get("MCP_SUITE_LOG_LEVEL") or "INFO").upper())
-    for noisy in ("mcp", "uvicorn.error", "httpx"):
-        logging.getLogger(noisy).setLevel(max(root.level, logging.WARNING))
 
 
 # --- ASGI layers ---------------------------------------------------------------------------------------
@@ -227,32 +216,26 @@ class HostOriginGuard:
         return None
 
 
-def _tool_calls(body: bytes) -> list[tuple[str, dict[str, Any]]]:
-    """(tool name, arguments) of every `tools/call` in a JSON-RPC body (a message or a batch)."""
-    try:
-        parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+def _tool_calls(message: Any) -> list[tuple[str, dict[str, Any]]]:
+    """(tool name, arguments) of a parsed JSON-RPC message, if it is a `tools/call`."""
+    if not (isinstance(message, dict) and message.get("method") == "tools/call"):
         return []
-    calls = []
-    for message in parsed if isinstance(parsed, list) else [parsed]:
-        if isinstance(message, dict) and message.get("method") == "tools/call":
-            params = message.get("params") if isinstance(message.get("params"), dict) else {}
-            arguments = params.get("arguments")
-            calls.append((str(params.get("name", ""))[:200], arguments if isinstance(arguments, dict) else {}))
-    return calls
+    params = message.get("params") if isinstance(message.get("params"), dict) else {}
+    arguments = params.get("arguments")
+    return [(str(params.get("name", ""))[:200], arguments if isinstance(arguments, dict) else {})]
 
 
 class ServerGate:
-    """Per-server checks that need the request body and the server's policy table."""
+    """Per-server checks that need the caller, the request body and the server's policy table."""
 
     def __init__(self, server: SuiteServer, app: ASGIApp, config: HttpConfig, auth: AuthSettings) -> None:
         self.server = server
         self.config = config
         self.metadata_url = str(build_resource_metadata_url(auth.resource_server_url))  # type: ignore[arg-type]
-        self.require = RequireAuthMiddleware(app, [], build_resource_metadata_url(auth.resource_server_url))  # type: ignore[arg-type]
         self.app = app
         self.pipeline = ToolCallPipeline(server)
         self.anonymous_audit = RateLimiter(max_keys=1)
+        self.anonymous = anonymous_principal(config.anonymous_scopes) if config.allow_anonymous else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -260,42 +243,64 @@ class ServerGate:
             return
         state = _state(scope)
         state["server"] = self.server.name
-        body = b""
-        if scope["method"] == "POST":
-            read = await self._read_body(scope, receive, send)
-            if read is None:
-                return
-            body, receive = read, _replay(read, receive)
-        calls = _tool_calls(body) if body else []
-        if calls:
-            state["mcp_method"], state["tool"] = "tools/call", calls[0][0]
         user = scope.get("user")
-        principal = None
-        if isinstance(user, AuthenticatedUser):
-            principal = Principal(user.access_token.client_id, frozenset(user.access_token.scopes), "token")
+        principal = caller(user)
+        reason = refusal_reason(user)
+        if principal is None and reason == "missing" and self.anonymous is not None:
+            principal = self.anonymous
+        if principal is None:  # answered from the headers alone: no body is read for a stranger
+            await self._refuse_unread(scope, receive, send, reason)
+            return
+        calls: list[tuple[str, dict[str, Any]]] = []
+        if scope["method"] == "POST":
+            body = await self._read_body(scope, receive, send)
+            if body is None:
+                return
+            checked = check(body)
+            if checked.error is not None:
+                metrics.refusal(self.server.name, "bad_message")
+                await JSONResponse(checked.error, status_code=400)(scope, receive, send)
+                return
+            receive = _replay(body, receive)
+            calls = _tool_calls(checked.parsed)
+            if calls:
+                state["mcp_method"], state["tool"] = "tools/call", calls[0][0]
         if "refusal" in state:
-            status, reason, message = state["refusal"]
-            metrics.refusal(self.server.name, reason)
+            status, why, message = state["refusal"]
+            metrics.refusal(self.server.name, why)
             for name, arguments in calls:
                 await self._audit(scope, name, principal, arguments, _TransportRefused(message), status)
             await Response(message, status_code=status)(scope, receive, send)
             return
-        presented = any(k == b"authorization" for k, _ in scope["headers"])
-        if principal is None and (presented or not self.config.allow_anonymous):
-            metrics.refusal(self.server.name, "unauthenticated")
-            reason = "invalid, expired or revoked token" if presented else "no token"
-            for name, _ in calls:
-                await self._audit(scope, name, None, {}, Unauthenticated(reason), 401)
-            await self.require(scope, receive, send)  # the SDK's 401 with its WWW-Authenticate challenge
+        for name, arguments in calls:
+            policy = self.server.policies.get(name)
+            missing = principal.missing(policy.scopes) if policy is not None else set()
+            if missing:
+                await self._refuse_scope(scope, receive, send, principal, name, arguments, missing)
+                return
+        if principal is self.anonymous:  # the pipeline reads the session principal when there is no token
+            token = session_principal.set(principal)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                session_principal.reset(token)
             return
-        if principal is not None:
-            for name, arguments in calls:
-                policy = self.server.policies.get(name)
-                missing = principal.missing(policy.scopes) if policy is not None else set()
-                if missing:
-                    await self._refuse_scope(scope, receive, send, principal, name, arguments, missing)
-                    return
         await self.app(scope, receive, send)
+
+    async def _refuse_unread(self, scope: Scope, receive: Receive, send: Send, reason: str) -> None:
+        """401 (or the Host/Origin refusal) without reading the body; audited as tool `-` for POSTs."""
+        state = _state(scope)
+        if "refusal" in state:
+            status, why, message = state["refusal"]
+            metrics.refusal(self.server.name, why)
+            if scope["method"] == "POST":
+                await self._audit(scope, UNREAD, None, {}, _TransportRefused(message), status)
+            await Response(message, status_code=status)(scope, receive, send)
+            return
+        metrics.refusal(self.server.name, "unauthenticated")
+        if scope["method"] == "POST":
+            await self._audit(scope, UNREAD, None, {}, Unauthenticated(REASONS.get(reason, reason)), 401)
+        await unauthorized(reason, self.metadata_url)(scope, receive, send)
 
     async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
         limit = self.config.max_body_bytes

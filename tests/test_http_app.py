@@ -2,7 +2,8 @@
 
 The auth matrix sends `tools/call add_note` (a side effect: a row in `test_notes`) as each kind of
 caller that must be refused, and checks the status, that no note was written, and that the audit
-log holds a refusal with the request id the response carried.
+log holds a refusal with the request id the response carried. A caller without a valid token is
+refused from the headers alone, before its body is read, so its refusal records tool `-`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
 from shared import tokens
+from shared.tokens_jwt import jwt_principal
 from tests.interop.harness import LEGACY_HEADERS, ServeProcess, base_env, call_body, sse_result
 
 SERVERS = "tests.interop.fixture_servers:notes,examples.clock_server:app"
@@ -47,6 +49,7 @@ async def site(make_database, tmp_path_factory):
                                                        serialization.PublicFormat.SubjectPublicKeyInfo))
     async with make_database() as url:
         conn = await asyncpg.connect(url)
+        await create_notes_table(conn)
         made = {}
         for name, scopes in [("writer", "notes:read notes:write clock:read"), ("reader", "notes:read"),
                              ("expired", "notes:write"), ("revoked", "notes:write")]:
@@ -58,16 +61,25 @@ async def site(make_database, tmp_path_factory):
             if name == "revoked":
                 assert await tokens.revoke_token(conn, info.id)
         made["env"] = tokens.new_secret()
+        metrics_token = secrets.token_urlsafe(16)
         env = base_env(url, MCP_SUITE_SERVERS=SERVERS, MCP_SUITE_JWT_ISSUER=ISSUER, MCP_SUITE_JWT_AUDIENCE=AUDIENCE,
                        MCP_SUITE_JWT_KEYS_FILE=str(key_file), MCP_SUITE_MAX_BODY_BYTES="65536",
-                       MCP_SUITE_API_TOKENS=f"envuser|notes:read|{made['env']}")
+                       MCP_SUITE_API_TOKENS=f"envuser|notes:read|{made['env']}", MCP_SUITE_METRICS_TOKEN=metrics_token)
         server = ServeProcess(["all", "--transport", "http"], env)
         await asyncio.to_thread(server.start)
         try:
-            yield SimpleNamespace(url=url, conn=conn, tokens=made, key=key, server=server, base=server.url)
+            yield SimpleNamespace(url=url, conn=conn, tokens=made, key=key, server=server, base=server.url,
+                                  metrics_token=metrics_token)
         finally:
             server.stop()
             await conn.close()
+
+
+async def create_notes_table(conn: asyncpg.Connection) -> None:
+    """The notes fixture's table, made as the owner role: servers connect as the app role, which cannot."""
+    await conn.execute("SET ROLE mcp_suite_owner")
+    await conn.execute("CREATE TABLE IF NOT EXISTS test_notes (id bigserial PRIMARY KEY, text text NOT NULL)")
+    await conn.execute("RESET ROLE")
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -81,7 +93,9 @@ async def post(site, path: str, body: object, headers: dict[str, str] | None = N
 
 
 async def audit_for(site, request_id: str) -> list[asyncpg.Record]:
-    return await site.conn.fetch("SELECT * FROM audit_log WHERE request_id = $1 ORDER BY seq", request_id)
+    """The outcome records of a request (a state-changing tool also has an `intent` record before it)."""
+    return await site.conn.fetch("SELECT * FROM audit_log WHERE request_id = $1 AND phase = 'result' ORDER BY seq",
+                                 request_id)
 
 
 async def notes_with(site, text: str) -> int:
@@ -98,6 +112,14 @@ async def test_a_valid_token_calls_a_tool_and_the_audit_has_its_principal_and_re
     assert [(r["principal"], r["outcome"], r["transport"]) for r in rows] == [("writer", "ok", "http")]
 
 
+DESCRIPTIONS = {  # what the 401's error_description says (same status and challenge for all)
+    "no token": "no bearer token was sent", "wrong token": "the token is not known to this server",
+    "malformed token": "the token is not known to this server", "expired": "the token has expired",
+    "revoked": "the token has been revoked", "expired jwt": "the token has expired",
+    "wrong audience": "the token is not valid for this server (signature, issuer, audience or format)",
+}
+
+
 def _cases(site) -> dict[str, tuple[dict[str, str], int, str]]:
     t = site.tokens
     return {
@@ -111,11 +133,12 @@ def _cases(site) -> dict[str, tuple[dict[str, str], int, str]]:
         "expired jwt": (bearer(_jwt(site.key, expires_in=-120)), 401, "unauthenticated"),
         "bad origin": ({**bearer(t["writer"]), "origin": "http://evil.example"}, 403, "transport_refused"),
         "bad host": ({**bearer(t["writer"]), "host": "evil.example:80"}, 421, "transport_refused"),
+        "no token, bad host": ({"host": "evil.example:80"}, 421, "transport_refused"),
     }
 
 
 @pytest.mark.parametrize("case", ["no token", "wrong token", "malformed token", "expired", "revoked", "wrong scope",
-                                  "wrong audience", "expired jwt", "bad origin", "bad host"])
+                                  "wrong audience", "expired jwt", "bad origin", "bad host", "no token, bad host"])
 async def test_auth_matrix_refuses_runs_nothing_and_audits(site, case):
     headers, status, error_class = _cases(site)[case]
     response = await post(site, "/notes/mcp", call_body("add_note", {"text": f"refused: {case}"}), headers)
@@ -124,6 +147,8 @@ async def test_auth_matrix_refuses_runs_nothing_and_audits(site, case):
         challenge = response.headers["www-authenticate"]
         assert challenge.startswith("Bearer ") and 'error="invalid_token"' in challenge
         assert "resource_metadata=" in challenge and "/.well-known/oauth-protected-resource/notes/mcp" in challenge
+        assert response.json()["error_description"] == DESCRIPTIONS[case]
+        assert f'error_description="{DESCRIPTIONS[case]}"' in challenge
     if case == "wrong scope":
         challenge = response.headers["www-authenticate"]
         assert 'error="insufficient_scope"' in challenge and 'scope="notes:write"' in challenge
@@ -131,10 +156,11 @@ async def test_auth_matrix_refuses_runs_nothing_and_audits(site, case):
     rows = await audit_for(site, response.headers["x-request-id"])
     assert len(rows) == 1, f"one refusal record expected, got {len(rows)}"
     row = rows[0]
-    assert (row["tool"], row["outcome"], row["error_class"]) == ("add_note", "error", error_class)
+    unread = status == 401 or case == "no token, bad host"  # refused before the body was read
+    assert (row["tool"], row["outcome"], row["error_class"]) == ("-" if unread else "add_note", "error", error_class)
     body = json.loads(row["body"])
     assert body["http_status"] == status
-    if status == 401:
+    if unread:
         assert row["principal"] == "anonymous" and body["arguments"] == {}  # no unauthenticated input stored
     else:
         assert row["principal"] == ("reader" if case == "wrong scope" else "writer")
@@ -144,7 +170,7 @@ async def test_a_jwt_from_the_configured_issuer_and_audience_is_accepted(site):
     response = await post(site, "/notes/mcp", call_body("add_note", {"text": "via jwt"}), bearer(_jwt(site.key)))
     assert response.status_code == 200 and sse_result(response)["result"]["isError"] is False
     rows = await audit_for(site, response.headers["x-request-id"])
-    assert rows[0]["principal"] == "jwt-user" and rows[0]["outcome"] == "ok"
+    assert rows[0]["principal"] == jwt_principal(ISSUER, "jwt-user") and rows[0]["outcome"] == "ok"
 
 
 async def test_a_token_from_the_environment_is_registered_at_start(site):
@@ -187,7 +213,7 @@ async def test_protected_resource_metadata(site):
     async with httpx.AsyncClient(timeout=5) as client:
         meta = (await client.get(f"{site.base}/.well-known/oauth-protected-resource/notes/mcp")).json()
     assert meta["resource"] == f"{site.base}/notes/mcp"
-    assert meta["authorization_servers"] == [ISSUER]
+    assert meta["authorization_servers"] == [ISSUER]  # the identity provider; see test_http_hardening without one
     assert {"notes:read", "notes:write"} <= set(meta["scopes_supported"])
 
 
@@ -201,8 +227,8 @@ async def test_health_readiness_and_metrics(site):
     await post(site, "/notes/mcp", call_body("echo", {"text": "m"}), bearer(site.tokens["writer"]))
     async with httpx.AsyncClient(timeout=5) as client:
         health = await client.get(f"{site.base}/healthz")
-        ready = await client.get(f"{site.base}/readyz")
-        scraped = (await client.get(f"{site.base}/metrics")).text
+        ready = await client.get(f"{site.base}/readyz", headers=bearer(site.metrics_token))
+        scraped = (await client.get(f"{site.base}/metrics", headers=bearer(site.metrics_token))).text
     assert health.status_code == 200
     report = ready.json()
     assert ready.status_code == 200 and report["pending_migrations"] == []
@@ -228,11 +254,15 @@ async def test_json_logs_carry_the_request_id_of_the_audit_record(site):
         await asyncio.sleep(0.05)
     assert entries and entries[0]["event"] == "http_request" and entries[0]["principal"] == "writer"
     assert entries[0]["tool"] == "echo" and entries[0]["status"] == 200
-    assert all("raw" not in e for e in site.server.logs()), "every log line is JSON"
+    logs = site.server.logs()
+    first_json = next(i for i, e in enumerate(logs) if "raw" not in e)  # the CLI may say which database first
+    assert all("raw" not in e for e in logs[first_json:]), "every log line is JSON"
 
 
 async def test_anonymous_only_with_the_flag_and_a_bad_token_is_still_refused(site):
-    env = {**site.server.env, "MCP_SUITE_SCOPES": "notes:read", "MCP_SUITE_PRINCIPAL": "guest"}
+    """Anonymous callers are the distinct principal `anonymous` with read-only scopes by default,
+    not the operator's stdio principal (here `guest` with notes:write, which they must not get)."""
+    env = {**site.server.env, "MCP_SUITE_SCOPES": "notes:read notes:write", "MCP_SUITE_PRINCIPAL": "guest"}
     anonymous = ServeProcess(["tests.interop.fixture_servers:notes", "--transport", "http", "--allow-anonymous"], env)
     await asyncio.to_thread(anonymous.start)
     try:
@@ -246,7 +276,10 @@ async def test_anonymous_only_with_the_flag_and_a_bad_token_is_still_refused(sit
     finally:
         anonymous.stop()
     assert ok.status_code == 200 and sse_result(ok)["result"]["isError"] is False
-    denied_result = sse_result(denied)["result"]
-    assert denied_result["isError"] is True and "permission_denied" in denied_result["content"][0]["text"]
+    assert denied.status_code == 403 and denied.json()["error"] == "insufficient_scope"
     assert bad.status_code == 401
     assert await notes_with(site, "anon") == 0
+    for response, tool, outcome in [(ok, "echo", "ok"), (denied, "add_note", "error")]:
+        rows = await audit_for(site, response.headers["x-request-id"])
+        assert [(r["principal"], r["tool"], r["outcome"]) for r in rows] == [("anonymous", tool, outcome)]
+        assert json.loads(rows[0]["body"])["principal_source"] == "anonymous"
