@@ -20,6 +20,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from shared import audit_chain, tokens
 from tests.interop.harness import ServeProcess, base_env
+from tests.test_http_app import create_notes_table
 
 
 class RoundRobin(httpx2.AsyncBaseTransport):
@@ -45,6 +46,7 @@ class RoundRobin(httpx2.AsyncBaseTransport):
 async def replicas(make_database):
     async with make_database() as url:
         conn = await asyncpg.connect(url)
+        await create_notes_table(conn)
         secret, _ = await tokens.create_token(conn, principal="scaler", scopes="notes:read notes:write",
                                               expires_in=timedelta(hours=1))
         env = base_env(url, MCP_SUITE_RATE_LIMIT_STORE="postgres")
