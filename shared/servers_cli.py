@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from servers.registry import NEEDS, check, load, names
-from shared.cli_support import UserError
 from shared.config import Settings
 
 
@@ -88,10 +87,7 @@ def server_env(name: str, settings: Settings) -> tuple[dict[str, str], list[str]
 
 
 def cmd_claude_config(args: Any) -> int:
-    try:
-        chosen = [check(n) for n in args.servers] if args.servers else names()
-    except KeyError as exc:
-        raise UserError(str(exc)) from None
+    chosen = [check(n) for n in args.servers] if args.servers else names()  # UnknownServer: exit 2
     settings = Settings.from_env()
     servers: dict[str, Any] = {}
     notes: list[str] = []
