@@ -1,21 +1,47 @@
-"""The README's example is the tested example file, so the docs cannot drift from working code."""
+"""Doc checks: the README's example is the tested example file, and the `make` targets it names exist
+and do what it says (checked with `make --dry-run`, since really running `make test` from inside the
+test suite would recurse; the targets themselves are run by CI and by `make test`)."""
 
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
-def test_readme_example_is_the_tested_file():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_doc_check_readme_example_is_the_tested_file():
     example = (ROOT / "examples" / "clock_server.py").read_text(encoding="utf-8")
-    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
     assert example in blocks
 
 
-def test_readme_names_the_make_targets():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    for target in ("make run", "make test", "make setup"):
-        assert target in readme
+def dry_run(target: str) -> str:
+    """The commands `make TARGET` would run (all prerequisites considered out of date)."""
+    done = subprocess.run(["make", "--dry-run", "--always-make", target], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, f"make {target}: {done.stderr}"
+    return done.stdout
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_doc_check_readme_make_targets_do_what_the_readme_says():
+    named = set(re.findall(r"\bmake ([a-z][a-z-]*)", README))
+    assert {"run", "test", "setup", "test-slow"} <= named
+    for target in named:
+        dry_run(target)  # every target the README names exists
+    setup = dry_run("setup")
+    assert "pip install" in setup and '-e ".[test]"' in setup  # installs the package and its test extras
+    run = dry_run("run").splitlines()
+    # "migrations, demo data, serve profiles (stdio)", in that order, after installing
+    steps = [next(i for i, line in enumerate(run) if needle in line)
+             for needle in ("pip install", "mcp-suite migrate", "mcp-suite demo profiles", "mcp-suite serve profiles")]
+    assert steps == sorted(steps)
+    test = dry_run("test")
+    assert "pip install" in test and re.search(r"pytest -q\s*$", test, flags=re.M)
+    assert "-m slow" in dry_run("test-slow")
