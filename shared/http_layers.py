@@ -44,7 +44,7 @@ from shared.identity import CallInfo, Principal
 from shared.json_logging import JsonFormatter, configure_json_logging
 from shared.jsonrpc_guard import check
 from shared.limits import Rate, RateLimiter
-from shared.pipeline import ToolCallPipeline, call_observers, session_principal
+from shared.pipeline import ToolCallPipeline, session_principal
 from shared.server import SuiteServer
 from shared.tokens import REASONS, parse_scopes
 
@@ -343,15 +343,8 @@ class ServerGate:
         call = CallInfo(server=self.server.name, tool=name, principal=principal,
                         transport="sse" if ("/sse" in path or "/messages" in path) else "http",
                         request_id=_state(scope)["request_id"])
-        try:
-            await self.server.wait_ready(self.server.settings.acquire_timeout_s)
-            policy = self.server.policies.get(name)
-            record = self.pipeline._record(call, policy, arguments, "result", failure, time.perf_counter(), 0)
-            record["http_status"] = status
-            written = time.perf_counter()
-            await self.server.audit.append(record)
-            for observer in call_observers:  # counted like every other call (metrics read the same record)
-                observer(record, time.perf_counter() - written)
+        try:  # within the caller's refusal budget (shared/refusals.py), like refusals in the pipeline
+            await self.pipeline.audit_refusal(call, arguments, failure, http_status=status)
         except Exception as exc:  # noqa: BLE001 - the refusal stands whether or not it was recorded
             log.error("could not audit a refused call (%s)", type(exc).__name__)
 

@@ -22,6 +22,7 @@ import pytest
 from servers.registry import SERVERS
 from shared import tokens
 from tests.interop.harness import REPO, ServeProcess, base_env
+from tests.test_http_app import create_notes_table
 
 INTEROP = REPO / "tests" / "interop"
 SDK_VERSION = json.loads((INTEROP / "package.json").read_text())["dependencies"]["@modelcontextprotocol/sdk"]
@@ -65,6 +66,7 @@ async def test_typescript_sdk_lists_and_calls_tools_over_every_transport(typescr
     async with make_database() as url:
         conn = await asyncpg.connect(url)
         try:
+            await create_notes_table(conn)
             secret, _ = await tokens.create_token(conn, principal="interop", scopes="*:read *:write",
                                                   expires_in=timedelta(hours=1))
             names = ["notes", "clock", *registry]
