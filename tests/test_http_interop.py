@@ -1,13 +1,16 @@
 """Interop with a client no one here wrote: the official TypeScript SDK (`@modelcontextprotocol/sdk`).
 
 It lists and calls tools on each server over stdio, SSE and streamable HTTP, with a token and
-without one (refused). The npm package is installed into `tests/interop/node_modules` (git-ignored)
-on first use; the test is skipped only where Node.js or npm is absent.
+without one (refused). The npm package is installed on first use into a cache outside the checkout
+(`$XDG_CACHE_HOME/mcp-suite/interop`, default `~/.cache/mcp-suite/interop`; `MCP_SUITE_INTEROP_CACHE`
+overrides it), never into the source tree. The test is skipped, saying why, where Node.js or npm is
+absent or the package cannot be installed (e.g. no route to the npm registry).
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import importlib.util
 import json
 import os
@@ -15,6 +18,7 @@ import shutil
 import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -49,19 +53,50 @@ def _installed_registry_servers() -> list[str]:
     return found
 
 
+def interop_cache() -> Path:
+    configured = os.environ.get("MCP_SUITE_INTEROP_CACHE")
+    if configured:
+        return Path(configured).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mcp-suite" / "interop"
+
+
+def _install_sdk(npm: str, cache: Path) -> str | None:
+    """Install the pinned SDK into `cache` (once; under a lock). Returns why it could not, or None."""
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        installed = cache / "node_modules" / "@modelcontextprotocol" / "sdk" / "package.json"
+        if installed.exists() and json.loads(installed.read_text())["version"] == SDK_VERSION:
+            return None
+        shutil.copyfile(INTEROP / "package.json", cache / "package.json")
+        try:
+            done = subprocess.run([npm, "install", "--prefix", str(cache), "--no-audit", "--no-fund",
+                                   "--no-package-lock"], capture_output=True, text=True, timeout=300)
+        except subprocess.TimeoutExpired:
+            return "npm install timed out after 300 s"
+        if done.returncode != 0:
+            return f"npm install failed ({done.stderr.strip().splitlines()[-1:] or 'no message'})"
+    return None
+
+
 @pytest.fixture(scope="session")
-def typescript_sdk() -> str:
+def typescript_sdk() -> tuple[str, Path]:
+    """(node, the client script) with the SDK installed beside the script, outside the checkout."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         pytest.skip("Node.js and npm are needed for the TypeScript SDK interop test")
-    installed = INTEROP / "node_modules" / "@modelcontextprotocol" / "sdk" / "package.json"
-    if not installed.exists() or json.loads(installed.read_text())["version"] != SDK_VERSION:
-        subprocess.run([npm, "install", "--prefix", str(INTEROP), "--no-audit", "--no-fund", "--no-package-lock"],
-                       check=True, capture_output=True, timeout=300)
-    return node
+    cache = interop_cache()
+    problem = _install_sdk(npm, cache)
+    if problem:
+        pytest.skip(f"cannot install @modelcontextprotocol/sdk@{SDK_VERSION} into {cache}: {problem}")
+    client = cache / "client.mjs"  # ES modules resolve imports beside the script, so it runs from the cache
+    shutil.copyfile(INTEROP / "client.mjs", client)
+    return node, client
 
 
 async def test_typescript_sdk_lists_and_calls_tools_over_every_transport(typescript_sdk, make_database, tmp_path):
+    node, client_script = typescript_sdk
     registry = _installed_registry_servers()
     async with make_database() as url:
         conn = await asyncpg.connect(url)
@@ -78,8 +113,8 @@ async def test_typescript_sdk_lists_and_calls_tools_over_every_transport(typescr
                 plan = _plan(names, server.url, secret, env)
                 (tmp_path / "plan.json").write_text(json.dumps(plan))
                 done = await asyncio.to_thread(
-                    subprocess.run, [typescript_sdk, str(INTEROP / "client.mjs"), str(tmp_path / "plan.json")],
-                    cwd=INTEROP, capture_output=True, text=True, timeout=180,
+                    subprocess.run, [node, str(client_script), str(tmp_path / "plan.json")],
+                    cwd=client_script.parent, capture_output=True, text=True, timeout=180,
                 )
             finally:
                 server.stop()
@@ -132,7 +167,21 @@ def _check(results: dict[str, dict], names: list[str]) -> None:
             assert refused, result
 
 
-@pytest.mark.skipif(os.name != "posix", reason="POSIX paths")
-def test_interop_files_are_ignored_by_git():
-    done = subprocess.run(["git", "check-ignore", "-q", str(INTEROP / "node_modules")], cwd=REPO)
-    assert done.returncode == 0, "tests/interop/node_modules must be git-ignored"
+def test_interop_installs_outside_the_checkout(monkeypatch, tmp_path):
+    assert not interop_cache().resolve().is_relative_to(REPO)
+    monkeypatch.delenv("MCP_SUITE_INTEROP_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert interop_cache() == tmp_path / "mcp-suite" / "interop"
+
+
+def test_unreachable_registry_is_a_skip_reason_not_an_error(tmp_path):
+    """An npm that cannot reach its registry: the fixture gets a reason to skip with, not an exception."""
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("npm is not installed")
+    fake = tmp_path / "npm"
+    fake.write_text("#!/bin/sh\necho 'npm error network request failed, reason: getaddrinfo ENOTFOUND' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    problem = _install_sdk(str(fake), tmp_path / "cache")
+    assert problem is not None and "ENOTFOUND" in problem
+    assert not (tmp_path / "cache" / "node_modules").exists()
