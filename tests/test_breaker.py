@@ -216,6 +216,7 @@ async def test_cancellation_is_not_a_failure():
         await asyncio.Event().wait()
 
     for _ in range(6):
+        assert breaker.state == "closed"  # (were cancellations counted, the next call would never start)
         started.clear()
         task = asyncio.create_task(breaker.call(hang))
         await started.wait()
@@ -252,16 +253,19 @@ async def test_a_client_cancellation_inside_a_running_deadline_is_not_counted():
     breaker, _, _ = make()
     started = asyncio.Event()
 
+    async def hang_signalled() -> None:
+        started.set()
+        await hang()
+
     async def call_with_a_deadline() -> None:
         async with deadline_in(3600):
-            started.set()
-            await breaker.call(hang)
+            await breaker.call(hang_signalled)
 
     for _ in range(6):
+        assert breaker.state == "closed"
         started.clear()
         task = asyncio.create_task(call_with_a_deadline())
-        await started.wait()
-        await asyncio.sleep(0)  # into the guard
+        await started.wait()  # inside the guard
         task.cancel()  # the client hangs up; the deadline has not fired
         with pytest.raises(asyncio.CancelledError):
             await task

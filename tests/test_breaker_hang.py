@@ -186,6 +186,7 @@ async def test_a_client_cancellation_is_not_counted_but_a_deadline_is(hang_url, 
     await admin.execute("LOCK TABLE hang_target IN ACCESS EXCLUSIVE MODE")
     try:
         for _ in range(POLICY.minimum_calls + 2):
+            assert breaker.state == "closed"  # (were hang-ups counted, the next call would never start)
             entered.clear()
             task = asyncio.create_task(patient())
             await entered.wait()
