@@ -5,6 +5,13 @@ connection hangs each call for minutes, and `asyncio.wait_for` cannot help becau
 cancel request is unbounded). `acquire` always has a timeout: a full pool is a clear "busy" error,
 never an endless wait. The server opens it in the background (see `SuiteServer`), so discovery
 answers at once even while the database is starting or down; calls wait up to their acquire timeout.
+
+The breaker counts a timeout as a database failure in every form it takes: asyncpg's
+`command_timeout` (a `TimeoutError` inside the guard), PostgreSQL's `statement_timeout`
+(`QueryCanceledError`), and a caller's deadline (`shared.deadline`: the tool's time limit, the rate
+store's) that expires while a call waits for or holds a connection, which reaches the guard as a
+cancellation. Waiting for a connection counts too: when the database hangs, the pool fills with hung
+calls, and the callers queued behind them are its victims as much as those holding connections.
 """
 
 from __future__ import annotations
@@ -25,7 +32,9 @@ log = logging.getLogger(__name__)
 
 
 def database_failure(exc: BaseException) -> bool:
-    """Only a failing database opens its breaker: a lost link or a timeout, never a constraint error."""
+    """Only a failing database opens its breaker: a lost link or a timeout, never a constraint error.
+
+    An expired `shared.deadline` is judged here as a `TimeoutError` (see `breaker._Guard`)."""
     return is_transient(exc) or isinstance(exc, TimeoutError | asyncpg.exceptions.QueryCanceledError)
 
 
