@@ -45,3 +45,20 @@ def test_doc_check_readme_make_targets_do_what_the_readme_says():
     test = dry_run("test")
     assert "pip install" in test and re.search(r"pytest -q\s*$", test, flags=re.M)
     assert "-m slow" in dry_run("test-slow")
+
+
+def test_doc_check_testing_map_names_real_tests():
+    """docs/testing.md maps README claims to tests: every test it names must exist."""
+    text = (ROOT / "docs" / "testing.md").read_text(encoding="utf-8")
+    current: Path | None = None
+    named = 0
+    for match in re.finditer(r"`(tests/[\w/]+\.py)(?:::(\w+))?`|`::(\w+)`", text):
+        path, name, same_file = match.groups()
+        if path:
+            current = ROOT / path
+            assert current.exists(), path
+        name = name or same_file
+        if name:
+            assert current is not None and re.search(rf"def {name}\b", current.read_text(encoding="utf-8")), name
+            named += 1
+    assert named > 40
