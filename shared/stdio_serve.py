@@ -44,8 +44,6 @@ def serve_stdio(server: SuiteServer, *, grace_s: float = GRACE_S) -> int:
     from shared.stdio_guard import run_stdio
 
     terminal = sys.stdin.isatty()  # asked now: while serving, the SDK points fd 0 at /dev/null
-    if terminal:
-        print(waiting_line(server.name), file=sys.stderr, flush=True)
     server.transport = "stdio"
     loop = asyncio.new_event_loop()
     session: list[asyncio.Task[None]] = []  # filled by the loop's thread
@@ -70,6 +68,10 @@ def serve_stdio(server: SuiteServer, *, grace_s: float = GRACE_S) -> int:
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         worker.start()
+        while not (started.wait(0.5) or finished.is_set()):
+            pass
+        if terminal and not finished.is_set():  # said once the session runs: a Ctrl-C then finds it
+            print(waiting_line(server.name), file=sys.stderr, flush=True)
         while not finished.wait(0.5):
             pass
     except (KeyboardInterrupt, _Stop) as exc:
