@@ -9,7 +9,7 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from shared.cli_support import run_with_connection
+from shared.cli_support import iso_time, run_with_connection
 
 
 def _filter(args: argparse.Namespace):
@@ -147,8 +147,8 @@ def add_parser(sub: Any) -> None:
     audit.add_argument("action", choices=["tail", "search", "stats", "verify", "export", "checkpoint"])
     for flag in ("--server", "--tool", "--principal", "--outcome", "--error-class"):
         audit.add_argument(flag)
-    audit.add_argument("--since", help="ISO time, e.g. 2026-11-24T09:00+00:00")
-    audit.add_argument("--until")
+    audit.add_argument("--since", type=iso_time, help="ISO time, e.g. 2026-11-24T09:00+00:00")
+    audit.add_argument("--until", type=iso_time, help="ISO time")
     audit.add_argument("--limit", "-n", type=int, default=20)
     audit.add_argument("--follow", "-f", action="store_true")
     audit.add_argument("--output", "-o", help="export/checkpoint: write to this file")

@@ -111,5 +111,7 @@ if __name__ == "__main__":
     import logging
 
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
-    target = bare_server() if sys.argv[1] == "bare" else suite_server()
-    target.run("stdio")
+    if sys.argv[1] == "bare":
+        bare_server().run("stdio")
+    else:
+        sys.exit(suite_server().run())

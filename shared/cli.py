@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shared import audit_cli
-from shared.cli_support import UserError, announce_database, connect, database_url, iso_time, run_with_connection
+from shared.cli_support import UserError, announce_database, connect, database_url, run_with_connection
 from shared.cli_support import safe_url as _safe_url
 from shared.config import Settings
 
@@ -259,7 +259,8 @@ def _add_serve(sub: Any) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="HTTP: the interface to listen on")
     serve.add_argument("--port", type=int, default=8765, help="HTTP: the port to listen on")
     serve.add_argument("--allow-anonymous", action="store_true",
-                       help="serve HTTP without tokens (the anonymous caller gets MCP_SUITE_SCOPES)")
+                       help="serve HTTP without tokens: callers without one are the principal `anonymous` "
+                            "with MCP_SUITE_ANONYMOUS_SCOPES (default *:read)")
     serve.set_defaults(handler=cmd_serve)
 
 
@@ -317,7 +318,9 @@ def _add_search(sub: Any) -> None:
     ingest = sub.add_parser("ingest", help="index files or directories into the search server")
     ingest.add_argument("paths", nargs="+", help="files or folders (text, Markdown, HTML)")
     ingest.add_argument("--root", action="append",
-                        help="confine reads to these roots (default: each path's own folder)")
+                        help="confine reads to these roots, which also name the documents (default: "
+                             "MCP_SUITE_SEARCH_ROOTS when the path is inside one, else the directory itself "
+                             "or the file's folder)")
     ingest.add_argument("--format", choices=["auto", "text", "markdown", "html"], default="auto",
                         help="how to parse (auto: by file extension)")
     ingest.set_defaults(handler=cmd_ingest)
@@ -340,20 +343,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_times(args: argparse.Namespace) -> None:
-    """Refuse a malformed `--since`/`--until` as a usage error (a bridge until audit_cli declares
-    `type=iso_time` itself; harmless after, `iso_time` returns its input)."""
-    for flag in ("since", "until"):
-        value = getattr(args, flag, None)
-        if isinstance(value, str):
-            try:
-                iso_time(value)
-            except argparse.ArgumentTypeError as exc:
-                error = UserError(f"argument --{flag}: {exc}")
-                error.exit_code = 2
-                raise error from None
-
-
 def _quiet() -> None:
     """No library chatter in a user's terminal or in JSON logs: model-loading progress bars are off."""
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -371,7 +360,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         args = build_parser().parse_args(argv)
     try:
-        _check_times(args)
         return args.handler(args)
     except UnknownServer as exc:
         print(f"mcp-suite: error: {exc}", file=sys.stderr)

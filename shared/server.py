@@ -205,11 +205,9 @@ class SuiteServer:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
-    def run(self, transport: str = "stdio") -> None:
-        """Serve over stdio, with a guard that answers every line the SDK cannot parse."""
-        import anyio
+    def run(self) -> int:
+        """Serve one MCP session over stdio (answering every line the SDK cannot parse); stops cleanly
+        on Ctrl-C or SIGTERM. HTTP and SSE are served by `mcp-suite serve NAME --transport http|sse`."""
+        from shared.stdio_serve import serve_stdio
 
-        from shared.stdio_guard import run_stdio
-
-        self.transport = transport
-        anyio.run(run_stdio, self.mcp)
+        return serve_stdio(self)

@@ -49,4 +49,4 @@ async def echo(text: Annotated[str, Field(max_length=1000)]) -> str:
 
 
 if __name__ == "__main__":
-    notes.run("stdio")
+    notes.run()
