@@ -40,7 +40,8 @@ async def take(limiter: RateLimiter, key: tuple[str, ...], rate: Rate, n: int) -
 
 async def test_the_limiter_refills_on_the_fake_loop_clock(clock):
     """The limiter (through aiolimiter) reads the loop's clock: an hour of fake time, and no real
-    time at all, refills a one-per-hour bucket; a tenth of a second less does not."""
+    time at all, refills a one-per-hour bucket; a quarter of a second less does not. (Steps are
+    sums of powers of two, so the fake time adds up exactly and "exactly empty" means empty.)"""
     limiter = RateLimiter()
     rate = Rate(calls=1, per=3600)
     key = ("alice", "export")
@@ -48,12 +49,12 @@ async def test_the_limiter_refills_on_the_fake_loop_clock(clock):
     with pytest.raises(RateLimited) as info:
         await limiter.check(key, rate)
     assert info.value.retry_after == pytest.approx(3600)
-    clock.advance(3599.9)
+    clock.advance(3599.75)
     with pytest.raises(RateLimited) as info:
         await limiter.check(key, rate)
-    assert info.value.retry_after == pytest.approx(0.1)
-    assert limiter.retry_after(key, rate) == pytest.approx(0.1)
-    clock.advance(0.1)
+    assert info.value.retry_after == pytest.approx(0.25)
+    assert limiter.retry_after(key, rate) == pytest.approx(0.25)
+    clock.advance(0.25)
     assert limiter.retry_after(key, rate) == 0.0
     await limiter.check(key, rate)
     assert limiter.rejections == 2
