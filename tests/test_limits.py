@@ -7,6 +7,7 @@ clock (restored by monkeypatch). Nothing here sleeps, so the loop never needs re
 from __future__ import annotations
 
 import asyncio
+import math
 
 import pytest
 
@@ -28,7 +29,10 @@ class LoopClock:
 @pytest.fixture
 async def clock(monkeypatch) -> LoopClock:
     loop = asyncio.get_running_loop()
-    fake = LoopClock(loop.time())
+    # Start on a whole second: fake steps such as 0.5 s then add up exactly. From an arbitrary start
+    # (`loop.time()` has bits down to ~1e-10) a step can round, and a bucket that should be exactly
+    # drained keeps ~1e-13 of a unit and refuses a call it should admit.
+    fake = LoopClock(float(math.floor(loop.time())))
     monkeypatch.setattr(loop, "time", fake)
     return fake
 
@@ -39,17 +43,17 @@ async def take(limiter: RateLimiter, key: tuple[str, ...], rate: Rate, n: int) -
 
 
 async def test_the_limiter_refills_on_the_fake_loop_clock(clock):
-    """The limiter (through aiolimiter) reads the loop's clock: an hour of fake time, and no real
-    time at all, refills a one-per-hour bucket; a quarter of a second less does not. (Steps are
-    sums of powers of two, so the fake time adds up exactly and "exactly empty" means empty.)"""
+    """The limiter (through aiolimiter) reads the loop's clock: 4096 s of fake time, and no real time
+    at all, refill a one-per-4096-s bucket; a quarter of a second less does not. (Powers of two keep
+    the drain arithmetic exact, so "exactly refilled" is not left holding 1e-13 of a unit.)"""
     limiter = RateLimiter()
-    rate = Rate(calls=1, per=3600)
+    rate = Rate(calls=1, per=4096)
     key = ("alice", "export")
     await limiter.check(key, rate)
     with pytest.raises(RateLimited) as info:
         await limiter.check(key, rate)
-    assert info.value.retry_after == pytest.approx(3600)
-    clock.advance(3599.75)
+    assert info.value.retry_after == pytest.approx(4096)
+    clock.advance(4095.75)
     with pytest.raises(RateLimited) as info:
         await limiter.check(key, rate)
     assert info.value.retry_after == pytest.approx(0.25)
