@@ -29,6 +29,7 @@ from shared.breaker import BreakerPolicy, CircuitBreaker
 from shared.errors import Unavailable
 from shared.identity import Principal
 from shared.limits import Rate
+from shared.migrate import APP_ROLE
 from shared.pool import Database, database_failure
 from shared.rate_store import SharedRateLimiter, store_key
 from shared.server import SuiteServer
@@ -74,7 +75,9 @@ async def hang_url(make_database) -> AsyncIterator[str]:
         conn = await asyncpg.connect(url)
         try:
             await conn.execute("CREATE SEQUENCE hang_hits; CREATE TABLE hang_target (id int); "
-                               "INSERT INTO hang_target VALUES (1), (2)")
+                               "INSERT INTO hang_target VALUES (1), (2); "
+                               f"GRANT USAGE ON SEQUENCE hang_hits TO {APP_ROLE}; "
+                               f"GRANT SELECT ON hang_target TO {APP_ROLE}")
         finally:
             await conn.close()
         yield url

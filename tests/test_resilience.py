@@ -16,6 +16,7 @@ from shared.breaker import BreakerPolicy, CircuitBreaker
 from shared.errors import Unavailable
 from shared.identity import Principal
 from shared.limits import Rate
+from shared.migrate import APP_ROLE
 from shared.pool import Database, database_failure
 from shared.server import SuiteServer
 
@@ -94,7 +95,8 @@ async def test_an_idempotent_write_is_retried_after_a_lost_connection(connect, d
     """Idempotent but not read-only: the policy allows retries, and they happen."""
     conn = await asyncpg.connect(database_url)
     try:
-        await conn.execute("CREATE TABLE IF NOT EXISTS fault_marks (key text PRIMARY KEY)")
+        await conn.execute("CREATE TABLE IF NOT EXISTS fault_marks (key text PRIMARY KEY); "
+                           f"GRANT SELECT, INSERT ON fault_marks TO {APP_ROLE}")  # servers connect as the app role
         key = uuid.uuid4().hex
         attempts["idempotent"] = 0
         async with connect(app, principal=CALLER) as client:
