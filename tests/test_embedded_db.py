@@ -11,14 +11,24 @@ from pathlib import Path
 import pytest
 
 JOIN_AND_QUERY = """
-import asyncio, sys, asyncpg
+import asyncio, os, sys, asyncpg
 from pathlib import Path
 from shared import embedded_db
 url = embedded_db.start(Path(sys.argv[1]), keep_running=False)
 async def main():
     conn = await asyncpg.connect(url)
     print(await conn.fetchval("SELECT pg_postmaster_start_time()::text"))
-    await asyncio.sleep(2)  # overlap with the other processes
+    home = Path(sys.argv[1])
+    clients = ("SELECT count(*) FROM pg_stat_activity"
+               " WHERE datname = current_database() AND backend_type = 'client backend'")
+    for _ in range(1200):  # overlap: stay until all three are connected at once, and all three saw it
+        if await conn.fetchval(clients) >= 3:
+            (home / f"saw-three-{os.getpid()}").touch()
+        if len(list(home.glob("saw-three-*"))) >= 3:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        sys.exit("the three processes never overlapped")
     await conn.close()
 asyncio.run(main())
 """
