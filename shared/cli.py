@@ -15,7 +15,7 @@ import shutil
 import sys
 import textwrap
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from shared import audit_cli
 from shared.cli_support import UserError, announce_database, connect, database_url, run_with_connection
@@ -69,6 +69,11 @@ class SuiteParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         if self.epilog is None:
             self.epilog = EXAMPLES.get(self.prog)
+
+    def error(self, message: str) -> NoReturn:
+        """One line that says what is wrong and where to read more, not a usage dump."""
+        print(f"mcp-suite: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        sys.exit(2)
 
 
 def _version() -> str:
