@@ -3,7 +3,7 @@
 from zoneinfo import available_timezones
 
 from shared.errors import InvalidInput
-from shared.limits import Rate
+from shared.resilience.limits import Rate
 from shared.server import SuiteServer
 
 app = SuiteServer("clock", instructions="Tells the database's current time.")

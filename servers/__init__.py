@@ -1,1 +1,1 @@
-"""The suite's MCP servers, one package each (see `servers.registry`)."""
+"""The suite's MCP servers, one package each (see `mcp_suite.registry`)."""

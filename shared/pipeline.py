@@ -26,7 +26,7 @@ from mcp_types import CallToolResult, TextContent
 from mcp_types.methods import serialize_server_result
 from pydantic import ValidationError
 
-from shared.audit_encode import storable, storable_text
+from shared.audit.encode import storable, storable_text
 from shared.errors import Cancelled, InvalidInput, PermissionDenied, ToolFailure
 from shared.identity import CallInfo, Principal, bind_call, unbind_call
 from shared.tool import ToolPolicy, client_message

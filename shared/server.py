@@ -24,18 +24,18 @@ from typing import Any, TypeVar
 
 from mcp.server.mcpserver import MCPServer
 
-from shared.audit import AuditLog
+from shared.audit.log import AuditLog
+from shared.audit.refusals import RefusalBudget
 from shared.config import Settings
-from shared.embedded_db import resolve_database_url
+from shared.db.embedded import resolve_database_url
+from shared.db.migrate import app_database_url, prepare_database
+from shared.db.pool import Database
 from shared.errors import Unavailable
 from shared.identity import Principal
 from shared.keys import KeyRing, load_keys
-from shared.limits import Rate, RateLimiter
-from shared.migrate import app_database_url, prepare_database
 from shared.pipeline import ToolCallPipeline
-from shared.pool import Database
-from shared.refusals import RefusalBudget
-from shared.retry import RetryPolicy
+from shared.resilience.limits import Rate, RateLimiter
+from shared.resilience.retry import RetryPolicy
 from shared.tool import ToolPolicy, guard_tool
 
 log = logging.getLogger(__name__)
@@ -208,6 +208,6 @@ class SuiteServer:
     def run(self) -> int:
         """Serve one MCP session over stdio (answering every line the SDK cannot parse); stops cleanly
         on Ctrl-C or SIGTERM. HTTP and SSE are served by `mcp-suite serve NAME --transport http|sse`."""
-        from shared.stdio_serve import serve_stdio
+        from shared.stdio.serve import serve_stdio
 
         return serve_stdio(self)

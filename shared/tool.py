@@ -19,7 +19,7 @@ cancelling the task, and that cancellation passes through the breaker on its way
 `asyncio.timeout_at` there would look to the breaker exactly like a client hanging up, which it
 must ignore (issue 8: 24 calls against `pg_sleep(3)` with a 0.5 s deadline left it closed with 0
 calls counted, and every caller kept waiting out its deadline). So the deadline is a
-`shared.deadline` scope, which the breaker can see: a cancellation that passes a guard while a
+`shared.resilience.deadline` scope, which the breaker can see: a cancellation that passes a guard while a
 deadline around it has expired counts as a `TimeoutError`; one from the client (the deadline still
 running) does not. The breaker thus opens on a hung database, later calls are refused at once with
 `Unavailable` and a `retry_after` without touching it, and a half-open probe that succeeds closes it.
@@ -41,11 +41,11 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
 from mcp_types import ToolAnnotations
 
-from shared.deadline import deadline_at
 from shared.errors import ToolFailure, Unavailable, to_failure
 from shared.identity import _current_call
-from shared.limits import Rate
-from shared.retry import RetryPolicy, is_transient, run_with_retry
+from shared.resilience.deadline import deadline_at
+from shared.resilience.limits import Rate
+from shared.resilience.retry import RetryPolicy, is_transient, run_with_retry
 
 log = logging.getLogger(__name__)
 

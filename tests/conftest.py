@@ -18,8 +18,8 @@ import asyncpg
 import pytest
 from mcp.client import Client
 
-from shared import embedded_db
 from shared.config import Settings
+from shared.db import embedded as embedded_db
 from shared.identity import Principal
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -56,7 +56,7 @@ def make_database(pg_server) -> Callable[[], AbstractAsyncContextManager[str]]:
         finally:
             await admin.close()
         url = _url_for(pg_server, name)
-        from shared.migrate import prepare_database
+        from shared.db.migrate import prepare_database
 
         await prepare_database(url)
         yield url

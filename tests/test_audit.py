@@ -15,8 +15,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from shared.audit import AuditLog
-from shared.audit_chain import GENESIS, canonical, chain_hash, verify
+from shared.audit.chain import GENESIS, canonical, chain_hash, verify
+from shared.audit.log import AuditLog
 from shared.errors import Unavailable
 
 
@@ -124,12 +124,12 @@ async def test_reordered_records_are_named(filled):
 async def test_cli_verify_exits_non_zero_on_tampering(filled):
     url, _ = filled
     env = {**os.environ, "DATABASE_URL": url}
-    ok = subprocess.run([sys.executable, "-m", "shared.cli", "audit", "verify", "--json"],
+    ok = subprocess.run([sys.executable, "-m", "mcp_suite.cli", "audit", "verify", "--json"],
                         env=env, capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["ok"] is True
     await tamper(url, "UPDATE audit_log SET body = body || ' ' WHERE seq = 3")
-    bad = subprocess.run([sys.executable, "-m", "shared.cli", "audit", "verify"],
+    bad = subprocess.run([sys.executable, "-m", "mcp_suite.cli", "audit", "verify"],
                          env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1
     assert "record 3" in bad.stdout
@@ -137,7 +137,7 @@ async def test_cli_verify_exits_non_zero_on_tampering(filled):
 
 
 def audit_cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([sys.executable, "-m", "shared.cli", "audit", *args],
+    done = subprocess.run([sys.executable, "-m", "mcp_suite.cli", "audit", *args],
                           env={**os.environ, "DATABASE_URL": url}, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     return done
@@ -286,7 +286,7 @@ async def test_cli_export_filters_and_writes_to_stdout(varied):
 async def test_cli_tail_follow_prints_new_records_as_they_commit(varied):
     url = varied
     follower = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "audit", "tail", "-n", "2", "--follow", "--json", "--tool", "alpha"],
+        [sys.executable, "-m", "mcp_suite.cli", "audit", "tail", "-n", "2", "--follow", "--json", "--tool", "alpha"],
         env={**os.environ, "DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
     lines: queue.Queue[str] = queue.Queue()

@@ -21,14 +21,14 @@ import asyncpg
 import pytest
 
 from servers.profiles.tools import app as profiles
-from shared import audit as audit_module
-from shared.audit import AuditLog
-from shared.audit_chain import SEAL_PURPOSE, chain_hash, make_checkpoint, verify
-from shared.audit_encode import storable
+from shared.audit import log as audit_module
+from shared.audit.chain import SEAL_PURPOSE, chain_hash, make_checkpoint, verify
+from shared.audit.encode import storable
+from shared.audit.log import AuditLog
+from shared.db.migrate import APP_ROLE, app_database_url
 from shared.errors import Unavailable
 from shared.identity import Principal
 from shared.keys import KeyRing, load_keys
-from shared.migrate import APP_ROLE, app_database_url
 
 USER = frozenset({"profiles:read", "profiles:write", "profiles:admin"})
 KEYS = KeyRing(b"k" * 64, "test")
@@ -524,7 +524,7 @@ def audit_cli(url: str, home, *args: str, key: str | None) -> subprocess.Complet
     env.pop("MCP_SUITE_AUDIT_KEY", None)
     if key is not None:
         env["MCP_SUITE_AUDIT_KEY"] = key
-    return subprocess.run([sys.executable, "-m", "shared.cli", "audit", *args], env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "mcp_suite.cli", "audit", *args], env=env, capture_output=True,
                           text=True, timeout=120)
 
 

@@ -17,11 +17,11 @@ import asyncpg
 import numpy as np
 import pytest
 
-WARM_UP_CALLS = 50  # shared/bench_overhead.py warms each session up with this many echo calls
+WARM_UP_CALLS = 50  # mcp_suite/bench_overhead.py warms each session up with this many echo calls
 
 
 def run_bench(*args: str, env: dict[str, str] | None = None) -> dict[str, object]:
-    done = subprocess.run([sys.executable, "-m", "shared.cli", "bench", *args, "--json"],
+    done = subprocess.run([sys.executable, "-m", "mcp_suite.cli", "bench", *args, "--json"],
                           capture_output=True, text=True, timeout=600, env=env or dict(os.environ))
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -66,7 +66,7 @@ def test_overhead_bench_full():
 
 def expected_postings(chunks: int, seed: int = 42) -> tuple[int, int]:
     """(vocabulary, distinct (term, chunk) pairs) of the benchmark's synthetic corpus, recomputed here."""
-    from servers.search.bench import synthetic_corpus
+    from servers.search.lab.bench import synthetic_corpus
 
     vocabulary = int(min(1_000_000, max(5_000, 20 * (chunks * 120) ** 0.55)))
     corpus = synthetic_corpus(chunks, vocabulary, seed)
@@ -93,7 +93,7 @@ def test_search_eval_on_the_mini_dataset(database_url, tmp_path):
     from pathlib import Path
 
     fixture = Path(__file__).parent / "fixtures" / "beir-mini"
-    done = subprocess.run([sys.executable, "-m", "shared.cli", "eval", "search", str(fixture), "--json"],
+    done = subprocess.run([sys.executable, "-m", "mcp_suite.cli", "eval", "search", str(fixture), "--json"],
                           capture_output=True, text=True, timeout=600,
                           env={**os.environ, "DATABASE_URL": database_url, "MCP_SUITE_HOME": str(tmp_path)})
     assert done.returncode == 0, done.stderr[-2000:]

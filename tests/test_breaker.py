@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from shared.breaker import BreakerPolicy, CircuitBreaker, counts_as_failure
-from shared.deadline import deadline_at, deadline_expired, deadline_in
 from shared.errors import DeadlineExceeded, InvalidInput, NotFound, RateLimited, Unavailable
+from shared.resilience.breaker import BreakerPolicy, CircuitBreaker, counts_as_failure
+from shared.resilience.deadline import deadline_at, deadline_expired, deadline_in
 
 
 class FakeClock:

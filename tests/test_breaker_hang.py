@@ -25,13 +25,13 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from shared.breaker import BreakerPolicy, CircuitBreaker
+from shared.db.migrate import APP_ROLE
+from shared.db.pool import Database, database_failure
+from shared.db.rate_store import SharedRateLimiter, store_key
 from shared.errors import Unavailable
 from shared.identity import Principal
-from shared.limits import Rate
-from shared.migrate import APP_ROLE
-from shared.pool import Database, database_failure
-from shared.rate_store import SharedRateLimiter, store_key
+from shared.resilience.breaker import BreakerPolicy, CircuitBreaker
+from shared.resilience.limits import Rate
 from shared.server import SuiteServer
 from shared.tool import ToolPolicy, guard_tool
 

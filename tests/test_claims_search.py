@@ -137,7 +137,7 @@ async def test_model_that_cannot_load_degrades_to_keyword(connect, make_database
         env = {**os.environ, "DATABASE_URL": url, "MCP_SUITE_EMBEDDING_MODEL": str(empty),
                "MCP_SUITE_SEARCH_WARMUP": "1", "MCP_SUITE_PRINCIPAL": "no-model",
                "MCP_SUITE_SCOPES": "search:read", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-        params = StdioServerParameters(command=sys.executable, args=["-m", "shared.cli", "serve", "search"],
+        params = StdioServerParameters(command=sys.executable, args=["-m", "mcp_suite.cli", "serve", "search"],
                                        env=env)
         async with Client(params) as client:
             for _ in range(600):  # the bound only stops a broken server from hanging the suite

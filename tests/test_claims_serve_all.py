@@ -24,7 +24,7 @@ from mcp.client import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
-from shared import tokens
+from shared.auth import tokens
 from tests.interop.harness import LEGACY_HEADERS, ServeProcess, base_env, call_body, sse_result
 
 # server → (a write call the reader token may not make, a read call it may, the reader's scope)

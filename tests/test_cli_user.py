@@ -1,4 +1,4 @@
-"""The command line as a user meets it: `python -m shared.cli ...` in a fresh home, output and exit code.
+"""The command line as a user meets it: `python -m mcp_suite.cli ...` in a fresh home, output and exit code.
 
 A user's mistake gets one line saying what is wrong and what to do, never a traceback; commands print
 nothing the user did not ask for; the database in use is visible.
@@ -31,7 +31,7 @@ def run(home: Path, *args: str, env: dict[str, str] | None = None, timeout: floa
     base["MCP_SUITE_HOME"] = str(home)
     base.update(env or {})
     base = {k: v for k, v in base.items() if v is not None}
-    return subprocess.run([sys.executable, "-m", "shared.cli", *args], env=base, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "mcp_suite.cli", *args], env=base, capture_output=True, text=True,
                           timeout=timeout, stdin=stdin)
 
 
@@ -265,7 +265,7 @@ def test_stdio_serve_in_a_terminal_says_it_waits_and_ctrl_c_ends_it(home: Path, 
     env = {**os.environ, "MCP_SUITE_HOME": str(home), "DATABASE_URL": database_url}
     env.pop("XDG_RUNTIME_DIR", None)
     terminal, other_end = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "serve", "profiles"], stdin=other_end,
+    proc = subprocess.Popen([sys.executable, "-m", "mcp_suite.cli", "serve", "profiles"], stdin=other_end,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
         told = _read_until(proc.stderr.fileno(), b"Ctrl-C")  # type: ignore[union-attr]

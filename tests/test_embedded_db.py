@@ -13,7 +13,7 @@ import pytest
 JOIN_AND_QUERY = """
 import asyncio, os, sys, asyncpg
 from pathlib import Path
-from shared import embedded_db
+from shared.db import embedded as embedded_db
 url = embedded_db.start(Path(sys.argv[1]), keep_running=False)
 async def main():
     conn = await asyncpg.connect(url)
@@ -37,7 +37,7 @@ asyncio.run(main())
 def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env["MCP_SUITE_HOME"] = str(home)
-    return subprocess.run([sys.executable, "-m", "shared.cli", *args], env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "mcp_suite.cli", *args], env=env, capture_output=True,
                           text=True, timeout=120)
 
 

@@ -26,8 +26,8 @@ from mcp.client import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
-from shared import tokens
-from shared.tokens_jwt import jwt_principal
+from shared.auth import tokens
+from shared.auth.jwt import jwt_principal
 from tests.interop.harness import LEGACY_HEADERS, ServeProcess, base_env, call_body, sse_result
 
 SERVERS = "tests.interop.fixture_servers:notes,examples.clock_server:app"

@@ -15,7 +15,7 @@ from tests.interop.harness import REPO, base_env
 
 def _bench(database_url: str, clients: int, seconds: float) -> dict:
     env = base_env(database_url)
-    done = subprocess.run([sys.executable, "-m", "shared.cli", "bench", "http", "--clients", str(clients),
+    done = subprocess.run([sys.executable, "-m", "mcp_suite.cli", "bench", "http", "--clients", str(clients),
                            "--seconds", str(seconds), "--json"], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=120 + 3 * seconds)
     assert done.stdout.strip(), done.stderr[-2000:]

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from shared.cli import build_parser
+from mcp_suite.cli import build_parser
 from tests.interop.harness import REPO
 
 SPEC = yaml.safe_load((REPO / "compose.yaml").read_text())

@@ -20,7 +20,7 @@ import asyncpg
 import httpx
 import pytest
 
-from shared import tokens
+from shared.auth import tokens
 from tests.interop.harness import LEGACY_HEADERS, REPO, ServeProcess, base_env, call_body, sse_result
 from tests.test_http_app import create_notes_table
 
@@ -211,7 +211,7 @@ def test_a_port_in_use_is_one_clear_line_and_a_non_zero_exit(tmp_path):
         taken.listen()
         port = taken.getsockname()[1]
         env = base_env("postgresql://nobody@127.0.0.1:1/none", MCP_SUITE_SERVERS=SERVERS)
-        done = subprocess.run([sys.executable, "-m", "shared.cli", "serve", "all", "--transport", "http",
+        done = subprocess.run([sys.executable, "-m", "mcp_suite.cli", "serve", "all", "--transport", "http",
                                "--port", str(port)], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1, done.stderr[-2000:]
     errors = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]

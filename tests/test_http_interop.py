@@ -23,8 +23,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from servers.registry import SERVERS
-from shared import tokens
+from mcp_suite.registry import SERVERS
+from shared.auth import tokens
 from tests.interop.harness import REPO, ServeProcess, base_env
 from tests.test_http_app import create_notes_table
 
@@ -142,7 +142,7 @@ def _plan(names: list[str], base: str, secret: str, env: dict[str, str]) -> list
                          "token": secret, "call": call})
             plan.append({"label": f"{name}/{transport}/none", "transport": transport, "url": f"{base}/{name}/{path}",
                          "call": call})
-        args = STDIO.get(name, ["-m", "shared.cli", "serve", name])
+        args = STDIO.get(name, ["-m", "mcp_suite.cli", "serve", name])
         plan.append({"label": f"{name}/stdio", "transport": "stdio", "command": sys.executable, "args": args,
                      "env": stdio_env, "cwd": str(REPO), "call": call})
     return plan

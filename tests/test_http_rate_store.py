@@ -7,10 +7,10 @@ import uuid
 
 import pytest
 
+from shared.db.pool import Database
+from shared.db.rate_store import SharedRateLimiter, store_key
 from shared.errors import RateLimited
-from shared.limits import Rate
-from shared.pool import Database
-from shared.rate_store import SharedRateLimiter, store_key
+from shared.resilience.limits import Rate
 
 
 @pytest.fixture

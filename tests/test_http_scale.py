@@ -18,7 +18,8 @@ import pytest
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from shared import audit_chain, tokens
+from shared.audit import chain as audit_chain
+from shared.auth import tokens
 from tests.interop.harness import ServeProcess, base_env
 from tests.test_http_app import create_notes_table
 

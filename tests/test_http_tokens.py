@@ -12,7 +12,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from shared import tokens, tokens_cli, tokens_jwt
+from mcp_suite import tokens_cli
+from shared.auth import jwt as tokens_jwt
+from shared.auth import tokens
 
 
 @pytest.fixture

@@ -51,12 +51,12 @@ def test_an_id_that_is_itself_a_lone_surrogate_is_not_echoed():
 
 
 class StdioServer:
-    """`python -m shared.cli serve profiles` with raw line access to its stdin and stdout."""
+    """`python -m mcp_suite.cli serve profiles` with raw line access to its stdin and stdout."""
 
     def __init__(self, database_url: str, home: str) -> None:
         env = {**os.environ, "DATABASE_URL": database_url, "MCP_SUITE_HOME": home, "PYTHONPATH": str(REPO),
                "MCP_SUITE_PRINCIPAL": "guard-user", "MCP_SUITE_SCOPES": "profiles:read profiles:write"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "serve", "profiles"], cwd=REPO, env=env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "mcp_suite.cli", "serve", "profiles"], cwd=REPO, env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self.lines: queue.Queue[bytes] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()

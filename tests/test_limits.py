@@ -12,7 +12,7 @@ import math
 import pytest
 
 from shared.errors import RateLimited
-from shared.limits import Rate, RateLimiter
+from shared.resilience.limits import Rate, RateLimiter
 
 
 class LoopClock:

@@ -27,7 +27,7 @@ async def test_make_run_serves_profiles_with_demo_data(tmp_path):
             tools = {t.name for t in (await client.list_tools()).tools}
             mine = await client.call_tool("get_profile", {})
     finally:  # `make run` pins the embedded server (like `mcp-suite db start`): stop it
-        subprocess.run([sys.executable, "-m", "shared.cli", "db", "stop"], env=env, timeout=60,
+        subprocess.run([sys.executable, "-m", "mcp_suite.cli", "db", "stop"], env=env, timeout=60,
                        capture_output=True)
     assert "get_profile" in tools
     assert mine.is_error is False, mine.content

@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from shared import migrate
+from shared.db import migrate
 
 
 async def test_all_migrations_applied_once(database_url):

@@ -12,12 +12,12 @@ import uuid
 import asyncpg
 import pytest
 
-from shared.breaker import BreakerPolicy, CircuitBreaker
+from shared.db.migrate import APP_ROLE
+from shared.db.pool import Database, database_failure
 from shared.errors import Unavailable
 from shared.identity import Principal
-from shared.limits import Rate
-from shared.migrate import APP_ROLE
-from shared.pool import Database, database_failure
+from shared.resilience.breaker import BreakerPolicy, CircuitBreaker
+from shared.resilience.limits import Rate
 from shared.server import SuiteServer
 
 CALLER = Principal("ops", frozenset({"faults:read", "faults:write"}), "test")

@@ -12,7 +12,7 @@ import pytest
 from mcp.server.mcpserver.exceptions import ToolError
 
 from shared.errors import InvalidInput, Unavailable
-from shared.retry import RetryPolicy, is_transient, run_with_retry
+from shared.resilience.retry import RetryPolicy, is_transient, run_with_retry
 from shared.tool import DEFAULT_RETRY, ToolPolicy, guard_tool
 
 

@@ -16,7 +16,7 @@ import pytest
 from servers.search import index
 from servers.search.ingest import default_document_id
 from servers.search.tools import app
-from shared import migrate
+from shared.db import migrate
 from shared.identity import Principal
 
 USER = Principal("searcher", frozenset({"search:read", "search:write"}), "test")
@@ -175,7 +175,7 @@ async def test_cli_reports_each_path_and_fails_when_one_fails(make_database, tmp
     async with make_database() as url:
         env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(Path(__file__).parent.parent)}
         env.pop("MCP_SUITE_SEARCH_ROOTS", None)
-        command = [sys.executable, "-m", "shared.cli", "ingest", str(docs), str(tmp_path / "missing.md"),
+        command = [sys.executable, "-m", "mcp_suite.cli", "ingest", str(docs), str(tmp_path / "missing.md"),
                    str(tmp_path / "b.txt")]
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=Path.cwd())
         again = subprocess.run(command[:5] + ["docs/a.md"], env=env, capture_output=True, text=True,

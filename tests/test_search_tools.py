@@ -247,7 +247,7 @@ async def test_cli_ingest_indexes_a_directory_and_skips_unchanged(make_database,
         env = {**os.environ, "DATABASE_URL": url}
         outputs = []
         for _ in range(2):
-            done = subprocess.run([sys.executable, "-m", "shared.cli", "ingest", str(docs)], env=env,
+            done = subprocess.run([sys.executable, "-m", "mcp_suite.cli", "ingest", str(docs)], env=env,
                                   capture_output=True, text=True, timeout=300)
             assert done.returncode == 0, done.stderr[-1500:]
             outputs.append(done.stdout.strip())

@@ -14,7 +14,7 @@ from mcp.client.stdio import StdioServerParameters
 def serve_params(url: str, principal: str = "stdio-user") -> StdioServerParameters:
     env = {**os.environ, "DATABASE_URL": url, "MCP_SUITE_PRINCIPAL": principal,
            "MCP_SUITE_SCOPES": "profiles:read profiles:write"}
-    return StdioServerParameters(command=sys.executable, args=["-m", "shared.cli", "serve", "profiles"], env=env)
+    return StdioServerParameters(command=sys.executable, args=["-m", "mcp_suite.cli", "serve", "profiles"], env=env)
 
 
 async def test_stdio_discovery_is_fast_and_calls_are_audited(database_url):

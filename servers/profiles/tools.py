@@ -39,7 +39,7 @@ from servers.profiles.models import (
 )
 from shared.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from shared.identity import Principal, current_principal
-from shared.limits import Rate
+from shared.resilience.limits import Rate
 from shared.server import SuiteServer
 
 READ, WRITE, ADMIN = "profiles:read", "profiles:write", "profiles:admin"

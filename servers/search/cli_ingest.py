@@ -23,10 +23,10 @@ from servers.search.ingest_files import PathReport, ingest_path
 from servers.search.query import SESSION_SETTINGS
 from servers.search.roots import ROOTS_ENV, IngestRoots
 from shared.config import Settings
-from shared.embedded_db import resolve_database_url
+from shared.db.embedded import resolve_database_url
+from shared.db.migrate import prepare_database
+from shared.db.pool import Database
 from shared.errors import ToolFailure
-from shared.migrate import prepare_database
-from shared.pool import Database
 
 SHOWN_PER_PATH = 20
 

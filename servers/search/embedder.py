@@ -14,8 +14,8 @@ import os
 import threading
 from typing import Any
 
-from shared.breaker import BreakerPolicy, CircuitBreaker
 from shared.errors import Unavailable
+from shared.resilience.breaker import BreakerPolicy, CircuitBreaker
 
 log = logging.getLogger(__name__)
 

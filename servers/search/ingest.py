@@ -21,8 +21,8 @@ from servers.search.analyzer import term_counts
 from servers.search.chunking import chunk_text
 from servers.search.embedder import Embedder
 from servers.search.parsers import parse
+from shared.db.pool import Database
 from shared.errors import InvalidInput
-from shared.pool import Database
 
 Progress = Callable[[float, float, str], Awaitable[None]]
 

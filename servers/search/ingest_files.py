@@ -27,8 +27,8 @@ from servers.search.embedder import Embedder
 from servers.search.ingest import NoText, Progress, ingest_content
 from servers.search.parsers import SUFFIX_FORMATS
 from servers.search.roots import FileRef, IngestRoots
+from shared.db.pool import Database
 from shared.errors import InvalidInput, ToolFailure
-from shared.pool import Database
 
 T = TypeVar("T")
 

@@ -32,7 +32,7 @@ from servers.search.models import (
 )
 from servers.search.roots import IngestRoots, client_url, public_bases
 from shared.errors import InvalidInput, NotFound, Unavailable
-from shared.limits import Rate
+from shared.resilience.limits import Rate
 from shared.server import SuiteServer
 
 MAX_DIRECTORY_FILES = 2_000

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from shared.limits import Rate
+from shared.resilience.limits import Rate
 from shared.server import SuiteServer
 
 notes = SuiteServer("notes", instructions="Test notes: add one, count them.")

@@ -35,7 +35,7 @@ def base_env(database_url: str, **extra: str) -> dict[str, str]:
 
 
 class ServeProcess:
-    """`python -m shared.cli serve ...` with its JSON logs captured to a file."""
+    """`python -m mcp_suite.cli serve ...` with its JSON logs captured to a file."""
 
     def __init__(self, args: list[str], env: dict[str, str], port: int | None = None) -> None:
         self.port = port or free_port()
@@ -51,7 +51,7 @@ class ServeProcess:
     def start(self, timeout: float = 30.0) -> ServeProcess:
         with open(self.log_path, "wb") as log_file:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "shared.cli", "serve", *self.args, "--port", str(self.port)],
+                [sys.executable, "-m", "mcp_suite.cli", "serve", *self.args, "--port", str(self.port)],
                 cwd=REPO, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file,
             )
         deadline = time.monotonic() + timeout

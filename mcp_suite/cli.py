@@ -1,0 +1,385 @@
+"""`mcp-suite`: serve, operate the database, read the audit log, load demo data, benchmark.
+
+Every command explains itself (`--help` shows defaults and an example); a user's mistake prints one
+line saying what is wrong and what to do, with a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import shutil
+import sys
+import textwrap
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from mcp_suite import audit_cli
+from mcp_suite.cli_support import UserError, announce_database, connect, database_url, run_with_connection
+from mcp_suite.cli_support import safe_url as _safe_url
+from shared.config import Settings
+
+Handler = Callable[[argparse.Namespace], int]
+
+EXAMPLES: dict[str, str] = {
+    "mcp-suite": "examples:\n  mcp-suite doctor\n  mcp-suite servers\n  mcp-suite serve profiles\n"
+                 "  mcp-suite serve all --transport http --port 8765\n\n"
+                 "`mcp-suite COMMAND --help` shows each command's options and an example.",
+    "mcp-suite serve": "examples:\n  mcp-suite serve profiles                       # stdio, for Claude Desktop\n"
+                       "  mcp-suite serve all --transport http --port 8765\n"
+                       "  mcp-suite serve search --transport sse",
+    "mcp-suite db": "examples:\n  mcp-suite db start    # pin the embedded server until `db stop`\n"
+                    "  mcp-suite db url      # the running database's URL (never starts it)\n"
+                    "  mcp-suite db status   # JSON; with DATABASE_URL set, whether it is reachable",
+    "mcp-suite migrate": "example:\n  mcp-suite migrate",
+    "mcp-suite audit": "examples:\n  mcp-suite audit tail -n 20 --follow\n"
+                       "  mcp-suite audit search --tool update_profile --since 2026-11-24T00:00+00:00 --json\n"
+                       "  mcp-suite audit verify",
+    "mcp-suite demo": "example:\n  mcp-suite demo profiles --count 50",
+    "mcp-suite claude-config": "examples:\n  mcp-suite claude-config\n  mcp-suite claude-config search",
+    "mcp-suite servers": "examples:\n  mcp-suite servers\n  mcp-suite servers search --json",
+    "mcp-suite doctor": "examples:\n  mcp-suite doctor\n  mcp-suite doctor --deep",
+    "mcp-suite bench": "examples:\n  mcp-suite bench overhead\n  mcp-suite bench search --chunks 5000 --json",
+    "mcp-suite eval": "example:\n  mcp-suite eval search path/to/beir-dataset --json",
+    "mcp-suite ingest": "examples:\n  mcp-suite ingest docs/ notes.md --root .\n  mcp-suite ingest page.html",
+}
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown after each option's help; descriptions and examples keep their line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        # The one hook argparse offers for this: "(default: False)" or "(default: None)" says nothing.
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class SuiteParser(argparse.ArgumentParser):
+    """Every (sub-)parser, including those other modules add, gets the formatter and its examples."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        description = kwargs.get("description")
+        if description and "\n" not in description:
+            kwargs["description"] = textwrap.fill(description, 100)
+        super().__init__(*args, **kwargs)
+        if self.epilog is None:
+            self.epilog = EXAMPLES.get(self.prog)
+
+    def error(self, message: str) -> NoReturn:
+        """One line that says what is wrong and where to read more, not a usage dump."""
+        print(f"mcp-suite: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        sys.exit(2)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mcp-suite")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _log_to_stderr(level: int = logging.WARNING) -> None:
+    """Under stdio, stdout carries the protocol: logs go to stderr only."""
+    logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+# --- serve -------------------------------------------------------------------------------------------
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from mcp_suite.registry import check, load
+
+    _log_to_stderr()
+    if args.name != "all" and ":" not in args.name:
+        check(args.name)
+    if args.transport == "stdio":
+        if args.name == "all" or ":" in args.name:
+            raise UserError("stdio carries one registered server: name one (`mcp-suite servers` lists them), "
+                            "or use --transport http for `serve all`")
+        announce_database(Settings.from_env())
+        from shared.stdio.serve import serve_stdio
+
+        return serve_stdio(load(args.name))
+    from mcp_suite.registry import load_servers
+    from shared.http.app import serve_http
+
+    announce_database(Settings.from_env())
+    try:
+        servers = load_servers(args.name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise UserError(f"cannot load {args.name!r}: {exc}") from None
+    return serve_http(args, servers)
+
+
+# --- db ----------------------------------------------------------------------------------------------
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from shared.db import embedded as embedded_db
+
+    settings = Settings.from_env()
+    home = settings.home
+    if args.action == "start":
+        if settings.database_url:
+            raise UserError("DATABASE_URL is set, so the embedded database is not used; unset it to use one")
+        announce_database(settings)
+        print(embedded_db.start(home))
+    elif args.action == "stop":
+        if settings.database_url:
+            print(f"note: DATABASE_URL is set; this stops only the embedded database under {home}",
+                  file=sys.stderr)
+        clients = embedded_db.connected_clients(home)
+        if clients:
+            print(f"warning: {clients} client connection(s) are open (running servers or psql sessions); "
+                  "they lose the database until it is started again", file=sys.stderr)
+        print("stopped" if embedded_db.stop(home) else "not running")
+    elif args.action == "status":
+        return _db_status(settings)
+    elif args.action == "url":
+        if settings.database_url:
+            print(settings.database_url)
+            return 0
+        url = embedded_db.running_url(home)
+        if url is None:
+            raise UserError(f"the embedded database under {embedded_db.data_dir(home)} is not running: "
+                            "`mcp-suite db start` starts it (and prints its URL)")
+        print(url)
+    elif args.action == "psql":
+        url = database_url(settings)
+        psql = shutil.which("psql") if settings.database_url else str(embedded_db.psql_path())
+        if psql is None:
+            raise UserError("psql is not installed: install the PostgreSQL client, or use `mcp-suite db url`")
+        os.execv(psql, [psql, url])
+    return 0
+
+
+def _db_status(settings: Settings) -> int:
+    """JSON status of the database in use: the embedded one, or `DATABASE_URL` (reachable or not)."""
+    from shared.db import embedded as embedded_db
+
+    if not settings.database_url:
+        print(json.dumps(embedded_db.status(settings.home), indent=2))
+        return 0
+
+    async def probe() -> dict[str, Any]:
+        report: dict[str, Any] = {"database": "DATABASE_URL", "url": _safe_url(settings.database_url or "")}
+        try:
+            async with connect(settings.database_url or "", timeout=5.0) as conn:
+                report.update(reachable=True, server_version=await conn.fetchval("SHOW server_version"))
+        except UserError as exc:
+            report.update(reachable=False, error=str(exc))
+        return report
+
+    report = asyncio.run(probe())
+    print(json.dumps(report, indent=2))
+    return 0 if report["reachable"] else 1
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    from shared.db import migrate
+
+    async def main() -> int:
+        async with connect(database_url()) as conn:
+            applied = await migrate.apply(conn)
+        print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+        return 0
+
+    return asyncio.run(main())
+
+
+# --- demo data, servers, client config, doctor ------------------------------------------------------
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from servers.profiles.demo import load_demo
+
+    async def work(conn: Any) -> int:
+        inserted = await load_demo(conn, count=args.count, seed=args.seed)
+        print(f"demo profiles: {inserted} inserted ({args.count} requested, seed {args.seed})")
+        return 0
+
+    return run_with_connection(work)
+
+
+def cmd_servers(args: argparse.Namespace) -> int:
+    from mcp_suite.servers_cli import cmd_servers as servers
+
+    return servers(args)
+
+
+def cmd_claude_config(args: argparse.Namespace) -> int:
+    from mcp_suite.servers_cli import cmd_claude_config as claude_config
+
+    return claude_config(args)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from mcp_suite.doctor import run
+
+    return run(args)
+
+
+# --- benchmarks, evaluation, ingest, tokens ---------------------------------------------------------
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.kind == "overhead":
+        from mcp_suite.bench_overhead import main as overhead
+
+        return overhead(calls=args.calls, as_json=args.json, rounds=args.rounds)
+    if args.kind == "search":
+        from servers.search.lab.bench import main as search_bench
+
+        return search_bench(args.chunks, queries=args.queries, as_json=args.json)
+    from mcp_suite.bench_http import main as http_bench
+
+    return http_bench(args)
+
+
+def cmd_tokens(args: argparse.Namespace) -> int:
+    from mcp_suite.tokens_cli import main as tokens_main
+
+    return tokens_main(args.rest)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from servers.search.lab.evaluate import main as evaluate
+
+    return evaluate(args.dataset, as_json=args.json, limit_queries=args.limit_queries, k1=args.k1, b=args.b)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from servers.search.cli_ingest import main as ingest
+
+    return ingest(args.paths, roots=args.root, fmt=args.format)
+
+
+# --- parser ------------------------------------------------------------------------------------------
+
+def _add_serve(sub: Any) -> None:
+    serve = sub.add_parser("serve", help="serve one MCP server (stdio), or several over HTTP",
+                           description="Serve an MCP server. Over stdio (the default) an MCP client such as "
+                                       "Claude Desktop runs this command itself; over HTTP or SSE it listens "
+                                       "on a port for remote clients with API tokens.")
+    serve.add_argument("name", help="a server name (`mcp-suite servers` lists them), or `all` (HTTP only)")
+    serve.add_argument("--transport", choices=["stdio", "sse", "http"], default="stdio", help="how clients connect")
+    serve.add_argument("--host", default="127.0.0.1", help="HTTP: the interface to listen on")
+    serve.add_argument("--port", type=int, default=8765, help="HTTP: the port to listen on")
+    serve.add_argument("--allow-anonymous", action="store_true",
+                       help="serve HTTP without tokens: callers without one are the principal `anonymous` "
+                            "with MCP_SUITE_ANONYMOUS_SCOPES (default *:read)")
+    serve.set_defaults(handler=cmd_serve)
+
+
+def _add_operations(sub: Any) -> None:
+    db = sub.add_parser("db", help="the embedded PostgreSQL (or the DATABASE_URL in use)")
+    db.add_argument("action", choices=["start", "stop", "status", "url", "psql"], help="what to do")
+    db.set_defaults(handler=cmd_db)
+
+    migrate = sub.add_parser("migrate", help="apply pending migrations (creates the embedded database if needed)")
+    migrate.set_defaults(handler=cmd_migrate)
+
+    audit_cli.add_parser(sub)
+
+    demo = sub.add_parser("demo", help="load seeded demo data (idempotent)")
+    demo.add_argument("dataset", choices=["profiles"], help="which demo data")
+    demo.add_argument("--count", type=int, default=200, help="how many rows")
+    demo.add_argument("--seed", type=int, default=42, help="the same seed gives the same rows everywhere")
+    demo.set_defaults(handler=cmd_demo)
+
+    servers = sub.add_parser("servers", help="the servers, their tools and the scopes each tool needs")
+    servers.add_argument("names", nargs="*", help="only these servers (default: all)")
+    servers.add_argument("--json", action="store_true", help="print JSON")
+    servers.set_defaults(handler=cmd_servers)
+
+    claude = sub.add_parser("claude-config", help="print a Claude Desktop mcpServers snippet")
+    claude.add_argument("servers", nargs="*", help="only these servers (default: all)")
+    claude.set_defaults(handler=cmd_claude_config)
+
+    doctor = sub.add_parser("doctor", help="check this installation: each line OK or what to fix")
+    doctor.add_argument("--deep", action="store_true", help="also load the embedding model (about 10 s)")
+    doctor.set_defaults(handler=cmd_doctor)
+
+
+def _add_search(sub: Any) -> None:
+    bench = sub.add_parser("bench", help="benchmarks")
+    bench.add_argument("kind", choices=["overhead", "http", "search"], help="which benchmark")
+    bench.add_argument("--chunks", type=int, default=100_000, help="search: synthetic corpus size")
+    bench.add_argument("--queries", type=int, default=200, help="search: timed queries")
+    bench.add_argument("--clients", type=int, default=32, help="http: concurrent clients")
+    bench.add_argument("--seconds", type=float, default=30.0, help="http: duration")
+    bench.add_argument("--calls", type=int, default=2000, help="overhead: calls per round")
+    bench.add_argument("--rounds", type=int, default=3, help="overhead: rounds")
+    bench.add_argument("--json", action="store_true", help="print JSON")
+    bench.set_defaults(handler=cmd_bench)
+
+    evaluate = sub.add_parser("eval", help="retrieval quality on a BEIR-layout dataset")
+    evaluate.add_argument("target", choices=["search"], help="what to evaluate")
+    evaluate.add_argument("dataset", help="folder with corpus.jsonl, queries.jsonl, qrels/*.tsv")
+    evaluate.add_argument("--limit-queries", type=int, help="evaluate only the first N queries")
+    evaluate.add_argument("--k1", type=float, default=1.2, help="BM25 term-frequency saturation")
+    evaluate.add_argument("--b", type=float, default=0.75, help="BM25 length normalisation")
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+    evaluate.set_defaults(handler=cmd_eval)
+
+    ingest = sub.add_parser("ingest", help="index files or directories into the search server")
+    ingest.add_argument("paths", nargs="+", help="files or folders (text, Markdown, HTML)")
+    ingest.add_argument("--root", action="append",
+                        help="confine reads to these roots, which also name the documents (default: "
+                             "MCP_SUITE_SEARCH_ROOTS when the path is inside one, else the directory itself "
+                             "or the file's folder)")
+    ingest.add_argument("--format", choices=["auto", "text", "markdown", "html"], default="auto",
+                        help="how to parse (auto: by file extension)")
+    ingest.set_defaults(handler=cmd_ingest)
+
+    # `tokens` has its own parser (mcp_suite/tokens_cli.py): everything after the word goes to it, --help too.
+    tokens = sub.add_parser("tokens", help="API tokens for the HTTP transports (create, list, revoke)",
+                            add_help=False)
+    tokens.add_argument("rest", nargs=argparse.REMAINDER, help="create | list | revoke | generate, and options")
+    tokens.set_defaults(handler=cmd_tokens)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = SuiteParser(prog="mcp-suite", description="MCP servers (profiles, hybrid search) on one resilience "
+                                                       "core: serve them, operate their database, read the audit log.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=SuiteParser)
+    _add_serve(sub)
+    _add_operations(sub)
+    _add_search(sub)
+    return parser
+
+
+def _quiet() -> None:
+    """No library chatter in a user's terminal or in JSON logs: model-loading progress bars are off."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from mcp_suite.registry import UnknownServer
+    from shared.db.migrate import MigrationError
+
+    _quiet()
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["tokens"]:  # its own parser answers everything, `--help` included
+        args = argparse.Namespace(handler=cmd_tokens, rest=argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except UnknownServer as exc:
+        print(f"mcp-suite: error: {exc}", file=sys.stderr)
+        return 2
+    except (UserError, MigrationError) as exc:
+        print(f"mcp-suite: error: {exc}", file=sys.stderr)
+        return getattr(exc, "exit_code", 1)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

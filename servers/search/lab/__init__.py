@@ -1,0 +1,1 @@
+"""Lab tooling of the search server: benchmark, evaluation, scratch databases."""

@@ -1,0 +1,1 @@
+"""The tool-call audit log: writer, recorded form, chain and seals, queries, refusal budget."""

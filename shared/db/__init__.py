@@ -1,0 +1,1 @@
+"""The database: the embedded PostgreSQL, migrations, the pool, the shared rate store."""

@@ -1,0 +1,1 @@
+"""HTTP hosting: the ASGI app, its layers, metrics and JSON logs."""

@@ -1,0 +1,305 @@
+"""The suite over HTTP: streamable HTTP and SSE, token auth, DNS-rebinding defence, health and metrics.
+
+`mcp-suite serve NAME --transport http|sse` serves one server at the root (`/mcp` or `/sse`);
+`mcp-suite serve all` serves every server at `/NAME/mcp` (streamable HTTP) and `/NAME/sse` (SSE).
+`/healthz`, `/readyz` and `/metrics` sit at the root, with the RFC 9728 protected-resource metadata
+of each endpoint under `/.well-known/oauth-protected-resource/...`. The layers in front of the SDK
+transports (request log, Host/Origin guard, bearer auth, per-server gate) are in `http_layers`.
+Each server's lifespan runs once per process, held by its streamable-HTTP session manager.
+
+`/readyz` answers `{"status": "ready"|"not_ready"}` (200/503) to anyone, and the per-server details
+(database, breaker, audit, migrations) only with the metrics token, so an unauthenticated caller
+learns nothing about the internals. A server counts as ready exactly when it would serve a tool
+call: started, database reachable, audit log healthy (`server_ready`), and `/readyz` is ready when
+every server is and no migration is pending. With no identity provider configured, the RFC 9728
+metadata names no authorization server (static tokens have none); it never names this server.
+
+`serve` binds its port before anything else starts, so a port in use is one clear line and exit
+code 1, and then logs the URL of every endpoint.
+
+Streamable HTTP is served stateless: any replica can answer any request, so replicas need no sticky
+sessions; everything that must be shared (audit chain, tokens, optional rate limits) is in PostgreSQL.
+SSE is connection-bound by nature (its POSTs must reach the process holding the stream).
+The request id stamped here is the one the audit record carries (`pipeline.incoming_request_id`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hmac
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
+from mcp.server.auth.routes import build_resource_metadata_url, create_protected_resource_routes
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+from starlette.authentication import AuthenticationError
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, Router
+from starlette.types import ASGIApp
+
+from shared.auth.tokens import SuiteTokenVerifier, sync_env_tokens
+from shared.http import metrics
+from shared.http.auth import SuiteAuthBackend
+from shared.http.layers import (
+    HostOriginGuard,
+    HttpConfig,
+    RequestLog,
+    ServerGate,
+    configure_json_logging,
+    is_loopback,
+)
+from shared.server import SuiteServer
+
+log = logging.getLogger("mcp_suite.http")
+
+
+# --- the application -----------------------------------------------------------------------------------
+
+@dataclass
+class _Mounted:
+    server: SuiteServer
+    http_app: Starlette  # built even when only SSE is served: its lifespan holds the server's, once
+    auth: AuthSettings
+
+
+async def server_ready(server: SuiteServer) -> tuple[bool, dict[str, Any]]:
+    """Whether this server would serve a tool call now, and the facts behind the verdict."""
+    started = server.ready.is_set()
+    health = await server.db.health() if started else {"ok": False, "error": "starting"}
+    ready = started and bool(health.get("ok")) and server.audit.healthy
+    return ready, {"ready": ready, "started": started, "database": health, "audit_healthy": server.audit.healthy}
+
+
+def _metadata_routes(m: _Mounted, issuer: str | None) -> list[BaseRoute]:
+    """RFC 9728 metadata; `authorization_servers` only when an identity provider is configured."""
+    scopes = sorted({scope for policy in m.server.policies.values() for scope in policy.scopes})
+    name = f"mcp-suite {m.server.name}"
+    if issuer:
+        return list(create_protected_resource_routes(
+            resource_url=m.auth.resource_server_url,  # type: ignore[arg-type]
+            authorization_servers=[m.auth.issuer_url], scopes_supported=scopes or None, resource_name=name,
+        ))
+    metadata = {"resource": str(m.auth.resource_server_url), "bearer_methods_supported": ["header"],
+                "scopes_supported": scopes, "resource_name": name}
+
+    async def handler(_request: Request) -> Response:
+        return JSONResponse(metadata, headers={"Cache-Control": "public, max-age=3600"})
+
+    path = build_resource_metadata_url(m.auth.resource_server_url).path  # type: ignore[arg-type]
+    return [Route(path or "/", handler, methods=["GET", "OPTIONS"])]
+
+
+def _ops_routes(mounted: list[_Mounted], config: HttpConfig, issuer: str | None) -> list[BaseRoute]:
+    def has_metrics_token(request: Request) -> bool:
+        if not config.metrics_token:
+            return False
+        presented = request.headers.get("authorization", "").encode()
+        return hmac.compare_digest(presented, f"Bearer {config.metrics_token}".encode())
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "alive"})
+
+    async def readyz(request: Request) -> Response:
+        from shared.db.migrate import pending
+
+        report: dict[str, Any] = {"servers": {}}
+        ok = bool(mounted)
+        for m in mounted:
+            ready, report["servers"][m.server.name] = await server_ready(m.server)
+            ok = ok and ready
+        if ok:
+            try:
+                async with mounted[0].server.db.acquire() as conn:
+                    report["pending_migrations"] = await pending(conn)
+            except Exception as exc:  # noqa: BLE001 - readiness reports, never raises
+                report["pending_migrations"] = f"unknown ({type(exc).__name__})"
+            ok = report["pending_migrations"] == []
+        status = {"status": "ready" if ok else "not_ready"}
+        body = {**status, **report} if has_metrics_token(request) else status
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    async def metrics_endpoint(request: Request) -> Response:
+        if config.metrics_token and not has_metrics_token(request):
+            return JSONResponse({"error": "invalid_token"}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+    for m in mounted:
+        routes += _metadata_routes(m, issuer)
+    return routes
+
+
+async def _sync_env_tokens(server: SuiteServer, text: str) -> None:
+    """Register `MCP_SUITE_API_TOKENS` once the database is up and migrated (retrying until it is)."""
+    while True:
+        try:
+            await server.wait_ready(30)
+            async with server.db.acquire() as conn:
+                count = await sync_env_tokens(conn, text)
+            log.info("registered %d token(s) from MCP_SUITE_API_TOKENS", count, extra={"event": "env_tokens"})
+            return
+        except ValueError as exc:
+            log.error("MCP_SUITE_API_TOKENS ignored: %s", exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - keep trying while the database is unreachable
+            log.warning("could not register environment tokens yet (%s); retrying", type(exc).__name__)
+            await asyncio.sleep(2.0)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+def _auth_unavailable(_conn: HTTPConnection, exc: AuthenticationError) -> Response:
+    metrics.refusal("-", "auth_unavailable")
+    return JSONResponse({"error": "temporarily_unavailable", "error_description": str(exc)}, status_code=503,
+                        headers={"Retry-After": "1"})
+
+
+def build_app(servers: list[SuiteServer], config: HttpConfig, verifier: SuiteTokenVerifier) -> ASGIApp:
+    """The whole ASGI application for these servers (not yet started: uvicorn runs its lifespan)."""
+    # Host/Origin are checked once, by HostOriginGuard, for every path; the SDK's copy stays off.
+    security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    published_issuer = config.issuer_url or verifier.issuer
+    issuer = published_issuer or config.public_url  # AuthSettings needs one; published only if configured
+    serve_http_transport = config.mount_all or config.transport == "http"
+    serve_sse = config.mount_all or config.transport == "sse"
+    mounted: list[_Mounted] = []
+    server_routes: list[BaseRoute] = []
+    for server in servers:
+        prefix = f"/{server.name}" if config.mount_all else ""
+        http_sub = server.mcp.streamable_http_app(
+            streamable_http_path="/mcp", stateless_http=True, json_response=config.json_response,
+            max_request_body_size=config.max_body_bytes, transport_security=security,
+        )
+        inner: list[BaseRoute] = list(http_sub.routes) if serve_http_transport else []
+        if serve_sse:
+            inner += server.mcp.sse_app(sse_path="/sse", message_path="/messages/", transport_security=security,
+                                        max_request_body_size=config.max_body_bytes).routes
+        resource = config.public_url + prefix + ("/mcp" if serve_http_transport else "/sse")
+        auth = AuthSettings(issuer_url=issuer, resource_server_url=resource, validate_token_resource=False)
+        mounted.append(_Mounted(server, http_sub, auth))
+        server_routes.append(Mount(prefix, app=ServerGate(server, Router(routes=inner), config, auth)))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: object) -> AsyncIterator[None]:
+        metrics.install(servers)
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(verifier.close)
+            for m in mounted:
+                await stack.enter_async_context(m.http_app.router.lifespan_context(m.http_app))
+            env_tokens = os.environ.get("MCP_SUITE_API_TOKENS", "").strip()
+            if env_tokens and servers:
+                sync = asyncio.create_task(_sync_env_tokens(servers[0], env_tokens), name="env-tokens")
+                stack.push_async_callback(_cancel, sync)
+            log.info("serving %s", ", ".join(s.name for s in servers), extra={"event": "started"})
+            yield
+
+    ops = _ops_routes(mounted, config, published_issuer)
+    # servers first where their prefixes cannot shadow anything (fewer route checks per call)
+    routes = [*server_routes, *ops] if config.mount_all else [*ops, *server_routes]
+    app: ASGIApp = Router(routes=routes, lifespan=lifespan)  # no Starlette error middleware: uvicorn answers 500
+    app = AuthContextMiddleware(app)
+    app = AuthenticationMiddleware(app, backend=SuiteAuthBackend(verifier), on_error=_auth_unavailable)
+    server_paths = tuple(f"/{s.name}/" for s in servers) if config.mount_all else ("/mcp", "/sse", "/messages/")
+    app = HostOriginGuard(app, config, server_paths)
+    return RequestLog(app)
+
+
+def endpoint_urls(servers: list[SuiteServer], config: HttpConfig) -> list[tuple[str, str]]:
+    """(what, URL) of every endpoint `serve` answers on, for its start-up lines."""
+    urls = []
+    for server in servers:
+        prefix = config.public_url + (f"/{server.name}" if config.mount_all else "")
+        if config.mount_all or config.transport == "http":
+            urls.append((f"{server.name} streamable HTTP", f"{prefix}/mcp"))
+        if config.mount_all or config.transport == "sse":
+            urls.append((f"{server.name} SSE", f"{prefix}/sse"))
+    urls += [(what, f"{config.public_url}{path}") for what, path in
+             [("health", "/healthz"), ("readiness", "/readyz"), ("metrics", "/metrics")]]
+    return urls
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything starts (uvicorn binds after the lifespan ran)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family=family, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def serve_http(args: argparse.Namespace, servers: list[SuiteServer]) -> int:
+    """`mcp-suite serve NAME|all --transport http|sse`: serve `servers` until SIGINT/SIGTERM.
+
+    The caller (the command line) chooses the servers: the core never imports `servers/`.
+    """
+    import uvicorn
+
+    from shared.config import Settings
+    from shared.db.embedded import resolve_database_url
+    from shared.db.rate_store import SharedRateLimiter
+    from shared.http.limits import ConnectionLimits, guarded_h11
+
+    configure_json_logging()
+    if len({s.name for s in servers}) != len(servers):
+        log.error("cannot start: two servers share a name")
+        return 2
+    try:
+        config = HttpConfig.from_args(args)
+    except (KeyError, ImportError, AttributeError, ValueError, OSError) as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+    try:
+        sock = bind(config.host, config.port)
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s; stop the process using it or choose another --port",
+                  config.host, config.port, exc.strerror or exc, extra={"event": "port_unavailable"})
+        return 1
+    try:
+        url = resolve_database_url(Settings.from_env(), keep_running=False)
+        verifier = SuiteTokenVerifier.from_env(url)
+    except (KeyError, ImportError, AttributeError, ValueError, OSError) as exc:
+        sock.close()
+        log.error("cannot start: %s", exc)
+        return 2
+    for server in servers:
+        server.configure(server.settings, database_url=url)
+        server.transport = config.transport
+        if config.rate_store == "postgres":
+            server.limiter = SharedRateLimiter(server.db)  # type: ignore[assignment]
+    if not is_loopback(config.host):
+        log.warning("listening on %s: put TLS in front (a reverse proxy) and set MCP_SUITE_ALLOWED_HOSTS",
+                    config.host)
+    if config.allow_anonymous:
+        log.warning("anonymous HTTP access is ON: callers without a token act as 'anonymous' with scopes %s "
+                    "(MCP_SUITE_ANONYMOUS_SCOPES)", " ".join(sorted(config.anonymous_scopes)))
+    app = build_app(servers, config, verifier)
+    limits = ConnectionLimits(config.header_timeout_s, config.body_timeout_s, config.max_connections)
+    uv = uvicorn.Config(app, host=config.host, port=config.port, log_config=None, access_log=False,
+                        lifespan="on", server_header=False, timeout_graceful_shutdown=10, http=guarded_h11(limits))
+    for what, endpoint in endpoint_urls(servers, config):
+        log.info("%s: %s", what, endpoint, extra={"event": "endpoint", "url": endpoint})
+    uvicorn.Server(uv).run(sockets=[sock])
+    return 0

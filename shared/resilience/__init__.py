@@ -1,0 +1,1 @@
+"""Resilience: circuit breaker, retries, rate limits, deadlines."""

@@ -1,0 +1,1 @@
+"""The stdio transport: a guard that answers every line, and clean shutdown."""

@@ -1,0 +1,116 @@
+"""`mcp-suite serve NAME` over stdio: say what is happening in a terminal, and stop cleanly on Ctrl-C.
+
+The session is `stdio_guard.run_stdio` (what `SuiteServer.run` serves). Why not just call
+`SuiteServer.run`: stdin is read in a worker thread that no cancellation can interrupt, and that
+thread is not a daemon. After Ctrl-C the event loop cancels everything, then waits for a line on
+stdin that never comes: the process hangs. Here the loop runs in a daemon thread (so its stdin
+worker is a daemon too: threads inherit the flag); the main thread waits for it, and on SIGINT or
+SIGTERM cancels the session, gives the lifespan a grace period to close the pool and the audit
+log, then runs the `atexit` handlers (the embedded database is stopped by the last process using
+it) and exits without waiting for stdin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shared.server import SuiteServer
+
+GRACE_S = 5.0
+INTERRUPTED = 130  # the shell's conventions: 128 + the signal's number
+TERMINATED = 143
+
+
+class _Stop(Exception):
+    """SIGTERM, raised in the main thread so it takes the same path as Ctrl-C."""
+
+
+def _on_sigterm(_signum: int, _frame: Any) -> None:
+    raise _Stop
+
+
+def waiting_line(name: str) -> str:
+    return (f"mcp-suite: the {name} server is waiting for an MCP client on stdin/stdout "
+            "(an MCP client such as Claude Desktop starts this command itself); press Ctrl-C to quit")
+
+
+def serve_stdio(server: SuiteServer, *, grace_s: float = GRACE_S) -> int:
+    """Serve one MCP session over stdin/stdout; 0 when the client hangs up, 130 on Ctrl-C."""
+    from shared.stdio.guard import run_stdio
+
+    terminal = sys.stdin.isatty()  # asked now: while serving, the SDK points fd 0 at /dev/null
+    server.transport = "stdio"
+    loop = asyncio.new_event_loop()
+    session: list[asyncio.Task[None]] = []  # filled by the loop's thread
+    failure: list[BaseException] = []
+    started, finished = threading.Event(), threading.Event()
+
+    def run() -> None:
+        try:
+            asyncio.set_event_loop(loop)
+            session.append(loop.create_task(run_stdio(server.mcp)))
+            started.set()
+            loop.run_until_complete(session[0])
+        except asyncio.CancelledError:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, raised there
+            failure.append(exc)
+        finally:
+            finished.set()
+
+    # Waits use Events, not Thread.join: an interrupted join can mark a live thread as stopped (3.11).
+    worker = threading.Thread(target=run, name="mcp-stdio", daemon=True)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        worker.start()
+        while not (started.wait(0.5) or finished.is_set()):
+            pass
+        if terminal and not finished.is_set():  # said once the session runs: a Ctrl-C then finds it
+            print(waiting_line(server.name), file=sys.stderr, flush=True)
+        while not finished.wait(0.5):
+            pass
+    except (KeyboardInterrupt, _Stop) as exc:
+        code = INTERRUPTED if isinstance(exc, KeyboardInterrupt) else TERMINATED
+        _shut_down(loop, session, started, finished, grace_s)
+        if terminal:
+            print("stopped", file=sys.stderr, flush=True)
+        if not finished.is_set():  # blocked on stdin for good
+            _exit_now(code)
+        loop.close()
+        return code
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    loop.close()
+    if failure:
+        raise failure[0]
+    return 0
+
+
+def _shut_down(loop: asyncio.AbstractEventLoop, session: list[asyncio.Task[None]], started: threading.Event,
+               finished: threading.Event, grace_s: float) -> None:
+    """Cancel the session and wait a little for its lifespan; a second Ctrl-C stops waiting."""
+    try:
+        started.wait(grace_s)
+        if session:
+            loop.call_soon_threadsafe(session[0].cancel)
+        finished.wait(grace_s)  # the lifespan closes the pool and the audit log; stdin's reader never ends
+    except (KeyboardInterrupt, _Stop):
+        pass
+
+
+def _exit_now(code: int) -> None:
+    """Exit without the interpreter's teardown, which would trip over the loop still blocked on stdin
+    (its finaliser prints "Exception ignored in BaseEventLoop.__del__"). The exit handlers still run:
+    `atexit._run_exitfuncs` is CPython's own call for that, and the embedded database needs them."""
+    import atexit
+    import os
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    atexit._run_exitfuncs()
+    os._exit(code)
