@@ -1,66 +1,141 @@
-"""Settings read once from the environment, so every module agrees on one configuration.
+"""Settings: every environment variable the suite reads, declared once, typed, validated, documented.
 
-Policy lives in code as data (see `tool.ToolPolicy`); only deployment facts come from the environment:
-where the database is, who the stdio caller is, and the pool's bounds.
+Policy lives in code as data (see `tool.ToolPolicy`); only deployment facts come from the environment.
+Each concern declares a frozen dataclass *section* whose fields name their variable with `setting(...)`;
+`load(Section)` reads and checks them all at once and fails with one clear sentence per bad value:
+
+```python
+@dataclass(frozen=True)
+class PoolSettings:
+    max_size: int = setting("MCP_SUITE_POOL_MAX", 10, "largest pool", parse=integer(minimum=1))
+
+load(PoolSettings)          # PoolSettings(max_size=10), or SettingsError("MCP_SUITE_POOL_MAX: ...")
+```
+
+The core's sections are below; a server declares its own next to its code (e.g.
+`servers/search/settings.py`). `mcp-suite` generates `docs/configuration.md` from the sections, and a
+test fails when that page or the list of variables the code mentions is stale. Nothing else reads
+`os.environ` for a setting.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
+T = TypeVar("T")
 DEFAULT_STDIO_SCOPES = "*:read *:write"
 
 
-def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    return default if raw in (None, "") else float(raw)
-
-
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    return default if raw in (None, "") else int(raw)
-
-
-def default_home() -> Path:
-    xdg = os.environ.get("XDG_DATA_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
-    return base / "mcp-suite"
+class SettingsError(ValueError):
+    """A variable holds a value the suite cannot use; the message names it and says what fits."""
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Deployment settings. `database_url=None` means: run the embedded PostgreSQL under `home`."""
+class Setting:
+    """How one field is read: its variable, what it means, how its text becomes a value."""
 
-    database_url: str | None = None
-    home: Path = field(default_factory=default_home)
-    principal: str = "local"
-    scopes: frozenset[str] = frozenset(DEFAULT_STDIO_SCOPES.split())
-    pool_min_size: int = 1
-    pool_max_size: int = 10
-    command_timeout_s: float = 10.0
-    acquire_timeout_s: float = 5.0
-    connect_timeout_s: float = 10.0
-    audit_key: str | None = None
+    env: str
+    help: str
+    parse: Callable[[str], Any]
+    secret: bool = False
+    shown_default: str | None = None  # for the docs when the default is computed
 
-    @classmethod
-    def from_env(cls) -> Settings:
-        home = os.environ.get("MCP_SUITE_HOME")
-        scopes = os.environ.get("MCP_SUITE_SCOPES", DEFAULT_STDIO_SCOPES)
-        return cls(
-            database_url=os.environ.get("DATABASE_URL") or None,
-            home=Path(home).expanduser() if home else default_home(),
-            principal=os.environ.get("MCP_SUITE_PRINCIPAL") or _os_user(),
-            scopes=frozenset(scopes.replace(",", " ").split()),
-            pool_min_size=_int("MCP_SUITE_POOL_MIN", 1),
-            pool_max_size=_int("MCP_SUITE_POOL_MAX", 10),
-            command_timeout_s=_float("MCP_SUITE_DB_COMMAND_TIMEOUT", 10.0),
-            acquire_timeout_s=_float("MCP_SUITE_DB_ACQUIRE_TIMEOUT", 5.0),
-            connect_timeout_s=_float("MCP_SUITE_DB_CONNECT_TIMEOUT", 10.0),
-            audit_key=os.environ.get("MCP_SUITE_AUDIT_KEY") or None,
-        )
+
+def setting(env: str, default: Any, help: str, *, parse: Callable[[str], Any] = str, secret: bool = False,
+            default_factory: Callable[[], Any] | None = None, shown_default: str | None = None) -> Any:
+    """A dataclass field read from `env` by `load`."""
+    meta = {"setting": Setting(env, help, parse, secret, shown_default)}
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# --- parsers: each turns the variable's text into a value or raises ValueError saying what fits -----------
+
+def integer(*, minimum: int | None = None) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError("must be a whole number") from None
+        if minimum is not None and value < minimum:
+            raise ValueError(f"must be at least {minimum}")
+        return value
+    return parse
+
+
+def number(*, minimum: float = 0.0) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError("must be a number") from None
+        if not value > minimum:
+            raise ValueError(f"must be a number above {minimum:g}")
+        return value
+    return parse
+
+
+def flag(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be one of 1/0, true/false, yes/no, on/off")
+
+
+def words(text: str) -> tuple[str, ...]:
+    """A list separated by spaces or commas."""
+    return tuple(item for item in text.replace(",", " ").split() if item)
+
+
+def paths(text: str) -> tuple[str, ...]:
+    """A list separated by the OS path separator (`:` on Unix), like PATH."""
+    return tuple(item for item in text.split(os.pathsep) if item)
+
+
+def choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return value
+    return parse
+
+
+def load(section: type[T], environ: Mapping[str, str] | None = None) -> T:
+    """The section's values from the environment (empty means unset); SettingsError on a bad one."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for spec in dataclasses.fields(section):  # type: ignore[arg-type]
+        meta: Setting | None = spec.metadata.get("setting")
+        if meta is None:
+            continue
+        raw = environ.get(meta.env)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[spec.name] = meta.parse(raw)
+        except (ValueError, TypeError) as exc:
+            shown = "(hidden)" if meta.secret else repr(raw[:80])
+            raise SettingsError(f"{meta.env}={shown}: {exc or 'not a valid value'} ({meta.help})") from None
+    try:
+        return section(**values)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def default_home() -> Path:
+    xdg = os.environ.get("XDG_DATA_HOME")  # the XDG convention's own variable, not a suite setting
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "mcp-suite"
 
 
 def _os_user() -> str:
@@ -68,3 +143,139 @@ def _os_user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "local"
+
+
+def _scopes(text: str) -> frozenset[str]:
+    return frozenset(words(text))
+
+
+# --- the core's sections ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the database is, who the stdio caller is, and the pool's bounds.
+
+    `database_url=None` means: run the embedded PostgreSQL under `home`.
+    """
+
+    database_url: str | None = setting(
+        "DATABASE_URL", None, "PostgreSQL URL of an administrator (runs migrations); unset: the embedded database")
+    home: Path = setting("MCP_SUITE_HOME", None, "folder for the embedded database and the audit key",
+                         parse=lambda text: Path(text).expanduser(), default_factory=default_home,
+                         shown_default="~/.local/share/mcp-suite")
+    principal: str = setting("MCP_SUITE_PRINCIPAL", None, "the stdio caller's principal", default_factory=_os_user,
+                             shown_default="the OS user")
+    scopes: frozenset[str] = setting("MCP_SUITE_SCOPES", frozenset(words(DEFAULT_STDIO_SCOPES)),
+                                     "the stdio caller's scopes", parse=_scopes, shown_default=DEFAULT_STDIO_SCOPES)
+    pool_min_size: int = setting("MCP_SUITE_POOL_MIN", 1, "connections the pool keeps open",
+                                 parse=integer(minimum=0))
+    pool_max_size: int = setting("MCP_SUITE_POOL_MAX", 10, "most connections in the pool", parse=integer(minimum=1))
+    command_timeout_s: float = setting("MCP_SUITE_DB_COMMAND_TIMEOUT", 10.0, "seconds a statement may run",
+                                       parse=number())
+    acquire_timeout_s: float = setting("MCP_SUITE_DB_ACQUIRE_TIMEOUT", 5.0,
+                                       "seconds to wait for a pooled connection", parse=number())
+
+    def __post_init__(self) -> None:
+        if self.pool_min_size > self.pool_max_size:
+            raise ValueError(f"MCP_SUITE_POOL_MIN ({self.pool_min_size}) is above MCP_SUITE_POOL_MAX "
+                             f"({self.pool_max_size})")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        return load(cls, environ)
+
+
+@dataclass(frozen=True)
+class DatabaseRoleSettings:
+    """How servers log in (the app role) and where migrations come from."""
+
+    app_database_url: str | None = setting(
+        "MCP_SUITE_APP_DATABASE_URL", None, "URL servers connect with; unset: DATABASE_URL as mcp_suite_app",
+        secret=True)
+    app_password: str | None = setting(
+        "MCP_SUITE_APP_DB_PASSWORD", None, "the mcp_suite_app role's password (set by `migrate`)", secret=True)
+    migrations: str | None = setting(
+        "MCP_SUITE_MIGRATIONS", None, "a folder of migrations to use instead of the installed ones")
+
+
+@dataclass(frozen=True)
+class KeySettings:
+    """The suite's key, held outside the database (see `shared/keys.py`)."""
+
+    key: str | None = setting("MCP_SUITE_AUDIT_KEY", None, "the key itself (32+ characters)", secret=True)
+    key_file: str | None = setting("MCP_SUITE_AUDIT_KEY_FILE", None, "file holding the key",
+                                   shown_default="$MCP_SUITE_HOME/audit.key")
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """The HTTP transports (`serve … --transport http|sse`, `serve all`)."""
+
+    public_url: str | None = setting("MCP_SUITE_PUBLIC_URL", None, "URL clients use to reach the server",
+                                     shown_default="http://HOST:PORT")
+    allowed_hosts: tuple[str, ...] = setting("MCP_SUITE_ALLOWED_HOSTS", (), "Host headers accepted",
+                                             parse=words, shown_default="loopback names when bound to loopback")
+    allowed_origins: tuple[str, ...] = setting("MCP_SUITE_ALLOWED_ORIGINS", (), "Origin headers accepted",
+                                               parse=words, shown_default="loopback origins when bound to loopback")
+    max_body_bytes: int = setting("MCP_SUITE_MAX_BODY_BYTES", 1 << 20, "largest request body",
+                                  parse=integer(minimum=1024))
+    json_response: bool = setting("MCP_SUITE_JSON_RESPONSE", False, "answer streamable HTTP with JSON, not SSE",
+                                  parse=flag)
+    metrics_token: str | None = setting("MCP_SUITE_METRICS_TOKEN", None,
+                                        "bearer token for /metrics and /readyz details", secret=True)
+    rate_store: str = setting("MCP_SUITE_RATE_LIMIT_STORE", "local", "where rate limits are counted",
+                              parse=choice("local", "postgres"))
+    issuer_url: str | None = setting("MCP_SUITE_AUTH_ISSUER", None,
+                                     "authorization server named in the RFC 9728 metadata")
+    anonymous_scopes: frozenset[str] = setting("MCP_SUITE_ANONYMOUS_SCOPES", frozenset({"*:read"}),
+                                               "scopes of callers without a token under --allow-anonymous",
+                                               parse=_scopes, shown_default="*:read")
+    header_timeout_s: float = setting("MCP_SUITE_HEADER_TIMEOUT_S", 10.0, "seconds to send the request headers",
+                                      parse=number())
+    body_timeout_s: float = setting("MCP_SUITE_BODY_TIMEOUT_S", 30.0, "seconds to send the request body",
+                                    parse=number())
+    max_connections: int = setting("MCP_SUITE_MAX_CONNECTIONS", 1000, "open connections at once",
+                                   parse=integer(minimum=1))
+    log_level: str = setting("MCP_SUITE_LOG_LEVEL", "INFO", "level of the JSON logs",
+                             parse=lambda text: choice("debug", "info", "warning", "error")(text).upper())
+    servers: tuple[str, ...] = setting("MCP_SUITE_SERVERS", (), "servers `serve all` hosts (names or module:attr)",
+                                       parse=words, shown_default="every registered server")
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """Who may call over HTTP: static tokens and an identity provider's JWTs."""
+
+    api_tokens: str | None = setting("MCP_SUITE_API_TOKENS", None,
+                                     "tokens to register at start: `principal|scopes|secret;…`", secret=True)
+    token_cache_s: float = setting("MCP_SUITE_TOKEN_CACHE_S", 1.0, "seconds a verified token is cached",
+                                   parse=number(minimum=-1e-9))
+    jwt_issuer: str | None = setting("MCP_SUITE_JWT_ISSUER", None, "accepted JWT issuer (enables JWTs)")
+    jwt_audience: str | None = setting("MCP_SUITE_JWT_AUDIENCE", None, "required JWT audience")
+    jwt_keys: str | None = setting("MCP_SUITE_JWT_KEYS", None, "verification keys: PEM or JWKS JSON")
+    jwt_keys_file: str | None = setting("MCP_SUITE_JWT_KEYS_FILE", None, "file holding the verification keys")
+    jwt_algorithms: tuple[str, ...] = setting("MCP_SUITE_JWT_ALGORITHMS", ("RS256", "ES256"),
+                                              "accepted JWT algorithms", parse=words)
+    jwt_principal_claim: str = setting("MCP_SUITE_JWT_PRINCIPAL_CLAIM", "sub", "claim naming the caller")
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """Benchmarks only."""
+
+    debug: bool = setting("MCP_SUITE_BENCH_DEBUG", False, "show benchmark servers' stderr", parse=flag)
+
+
+CORE_SECTIONS: tuple[type, ...] = (Settings, DatabaseRoleSettings, KeySettings, HttpSettings, AuthSettings,
+                                   BenchSettings)
+
+
+def variables(section: type) -> list[tuple[str, Setting, Any]]:
+    """(field name, its Setting, its default) for each field of a section that reads a variable."""
+    out = []
+    for spec in dataclasses.fields(section):  # type: ignore[arg-type]
+        meta = spec.metadata.get("setting")
+        if meta is not None:
+            default = spec.default if spec.default is not dataclasses.MISSING else None
+            out.append((spec.name, meta, default))
+    return out

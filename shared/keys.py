@@ -20,7 +20,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.config import Settings
+from shared.config import KeySettings, Settings, load
 
 MIN_KEY_CHARS = 32
 KEY_FILE_NAME = "audit.key"
@@ -42,14 +42,14 @@ class KeyRing:
 
 
 def key_file(settings: Settings) -> Path:
-    configured = os.environ.get("MCP_SUITE_AUDIT_KEY_FILE")
+    configured = load(KeySettings).key_file
     return Path(configured).expanduser() if configured else settings.home / KEY_FILE_NAME
 
 
 def load_keys(settings: Settings | None = None, *, create: bool = True) -> KeyRing:
     """The key ring from the environment or the key file (created when missing and `create`)."""
     settings = settings or Settings.from_env()
-    configured = os.environ.get("MCP_SUITE_AUDIT_KEY", "")
+    configured = load(KeySettings).key or ""
     if configured:
         if len(configured) < MIN_KEY_CHARS:
             raise KeyProblem(f"MCP_SUITE_AUDIT_KEY must be at least {MIN_KEY_CHARS} characters "

@@ -21,8 +21,9 @@ from pathlib import Path
 from servers.search.embedder import Embedder
 from servers.search.ingest_files import PathReport, ingest_path
 from servers.search.query import SESSION_SETTINGS
-from servers.search.roots import ROOTS_ENV, IngestRoots
-from shared.config import Settings
+from servers.search.roots import IngestRoots
+from servers.search.settings import SearchSettings
+from shared.config import Settings, load
 from shared.db.embedded import resolve_database_url
 from shared.db.migrate import prepare_database
 from shared.db.pool import Database
@@ -51,7 +52,7 @@ def roots_for(absolute: str, explicit: list[str] | None, env_roots: IngestRoots 
 
 def _env_roots() -> IngestRoots | None:
     try:
-        return IngestRoots.from_env() if os.environ.get(ROOTS_ENV) else None
+        return IngestRoots.from_env() if load(SearchSettings).roots else None
     except ToolFailure:
         return None
 

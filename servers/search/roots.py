@@ -26,6 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from servers.search.settings import SearchSettings
+from shared.config import load
 from shared.errors import InvalidInput, ToolFailure, Unavailable
 from shared.paths import PathJail
 
@@ -73,8 +75,7 @@ class IngestRoots:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngestRoots:
-        env = os.environ if env is None else env
-        directories = [d for d in env.get(ROOTS_ENV, "").split(os.pathsep) if d]
+        directories = list(load(SearchSettings, env).roots)
         if not directories:
             raise InvalidInput("ingest from paths is disabled: no ingest roots are configured on the server")
         try:
@@ -107,9 +108,8 @@ class IngestRoots:
 
 def public_bases(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """`MCP_SUITE_SEARCH_PUBLIC_URLS` as {root name: base URL ending in '/'}; bad entries are logged."""
-    env = os.environ if env is None else env
     bases: dict[str, str] = {}
-    for entry in env.get(PUBLIC_URLS_ENV, "").split(","):
+    for entry in load(SearchSettings, env).public_urls.split(","):
         name, sep, url = entry.strip().partition("=")
         if not entry.strip():
             continue

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import jwt
 from mcp.server.auth.provider import AccessToken
 
 from shared.auth.tokens import JWT_SEPARATOR, PRINCIPAL_RE, Verdict
+from shared.config import AuthSettings, load
 
 log = logging.getLogger(__name__)
 
@@ -34,21 +34,20 @@ class JwtSettings:
 
     @classmethod
     def from_env(cls) -> JwtSettings | None:
-        issuer = os.environ.get("MCP_SUITE_JWT_ISSUER")
-        if not issuer:
+        """From the `AuthSettings` section; None when no issuer is configured."""
+        auth = load(AuthSettings)
+        if not auth.jwt_issuer:
             return None
-        audience = os.environ.get("MCP_SUITE_JWT_AUDIENCE")
-        if not audience:
+        if not auth.jwt_audience:
             raise ValueError("MCP_SUITE_JWT_AUDIENCE must be set with MCP_SUITE_JWT_ISSUER (the audience is checked)")
-        keys_file = os.environ.get("MCP_SUITE_JWT_KEYS_FILE")
-        keys = Path(keys_file).read_text(encoding="utf-8") if keys_file else os.environ.get("MCP_SUITE_JWT_KEYS", "")
+        keys = Path(auth.jwt_keys_file).read_text(encoding="utf-8") if auth.jwt_keys_file else (auth.jwt_keys or "")
         if not keys.strip():
             raise ValueError("set MCP_SUITE_JWT_KEYS_FILE (PEM or JWKS) or MCP_SUITE_JWT_KEYS for JWT verification")
-        algorithms = tuple(os.environ.get("MCP_SUITE_JWT_ALGORITHMS", "RS256 ES256").replace(",", " ").split())
+        algorithms = auth.jwt_algorithms
         if not algorithms or any(a.lower() == "none" for a in algorithms):
             raise ValueError("MCP_SUITE_JWT_ALGORITHMS must name real signature algorithms")
-        return cls(issuer=issuer, audience=audience, keys=keys, algorithms=algorithms,
-                   principal_claim=os.environ.get("MCP_SUITE_JWT_PRINCIPAL_CLAIM", "sub"))
+        return cls(issuer=auth.jwt_issuer, audience=auth.jwt_audience, keys=keys, algorithms=algorithms,
+                   principal_claim=auth.jwt_principal_claim)
 
 
 class JwtVerifier:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import secrets
 import time
@@ -336,8 +335,9 @@ class SuiteTokenVerifier:
     @classmethod
     def from_env(cls, database_url: str) -> SuiteTokenVerifier:
         from shared.auth.jwt import JwtSettings, JwtVerifier
+        from shared.config import AuthSettings, load
 
-        cache = float(os.environ.get("MCP_SUITE_TOKEN_CACHE_S", "1.0"))
+        cache = load(AuthSettings).token_cache_s
         settings = JwtSettings.from_env()
         return cls(OpaqueTokenVerifier(database_url, cache_seconds=cache),
                    JwtVerifier(settings) if settings else None)

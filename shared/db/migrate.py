@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
+
+from shared import config
 
 LOCK_KEY = 0x6D6370_5375_69  # "mcpSui": any constant unique to this suite
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -62,7 +63,7 @@ class Migration:
 
 def migrations_dir() -> Path:
     """`MCP_SUITE_MIGRATIONS` if set, else the installed `migrations` package (shipped with the suite)."""
-    override = os.environ.get("MCP_SUITE_MIGRATIONS")
+    override = config.load(config.DatabaseRoleSettings).migrations
     if override:
         return Path(override)
     return Path(str(importlib.resources.files("migrations")))
@@ -153,7 +154,7 @@ async def ensure_roles(conn: asyncpg.Connection, migrations: list[Migration]) ->
         END $$""")
     if not await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"):
         await conn.execute(f"GRANT {OWNER_ROLE} TO current_user")
-    password = os.environ.get("MCP_SUITE_APP_DB_PASSWORD")
+    password = config.load(config.DatabaseRoleSettings).app_password
     if password:
         await conn.execute(f"ALTER ROLE {APP_ROLE} PASSWORD {_literal(password)}")
     await conn.execute(f"GRANT USAGE, CREATE ON SCHEMA public TO {OWNER_ROLE}")
@@ -185,14 +186,14 @@ def app_database_url(admin_url: str) -> str:
     With the embedded database (local socket, trust authentication) no password is needed; elsewhere set
     `MCP_SUITE_APP_DB_PASSWORD` for both `mcp-suite migrate` (which sets it) and the servers.
     """
-    configured = os.environ.get("MCP_SUITE_APP_DATABASE_URL")
-    if configured:
-        return configured
+    roles = config.load(config.DatabaseRoleSettings)
+    if roles.app_database_url:
+        return roles.app_database_url
     parts = urlsplit(admin_url)
     if parts.username == APP_ROLE:  # already the app role's URL (a server given no administrator URL)
         return admin_url
     host = parts.netloc.rpartition("@")[2]
-    password = os.environ.get("MCP_SUITE_APP_DB_PASSWORD")
+    password = roles.app_password
     user = APP_ROLE + (f":{quote(password, safe='')}" if password else "")
     return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
 

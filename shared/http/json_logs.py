@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 from typing import Any
 
+from shared.config import HttpSettings, load
 from shared.identity import current_call
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
@@ -41,6 +41,6 @@ def configure_json_logging(level: str | None = None) -> None:
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel((level or os.environ.get("MCP_SUITE_LOG_LEVEL") or "INFO").upper())
+    root.setLevel((level or load(HttpSettings).log_level).upper())
     for noisy in ("mcp", "uvicorn.error", "httpx"):
         logging.getLogger(noisy).setLevel(max(root.level, logging.WARNING))
