@@ -38,13 +38,13 @@ EXAMPLES: dict[str, str] = {
     "mcp-suite audit": "examples:\n  mcp-suite audit tail -n 20 --follow\n"
                        "  mcp-suite audit search --tool update_profile --since 2026-11-24T00:00+00:00 --json\n"
                        "  mcp-suite audit verify",
-    "mcp-suite demo": "example:\n  mcp-suite demo profiles --count 50",
     "mcp-suite claude-config": "examples:\n  mcp-suite claude-config\n  mcp-suite claude-config search",
     "mcp-suite servers": "examples:\n  mcp-suite servers\n  mcp-suite servers search --json",
     "mcp-suite doctor": "examples:\n  mcp-suite doctor\n  mcp-suite doctor --deep",
-    "mcp-suite bench": "examples:\n  mcp-suite bench overhead\n  mcp-suite bench search --chunks 5000 --json",
-    "mcp-suite eval": "example:\n  mcp-suite eval search path/to/beir-dataset --json",
-    "mcp-suite ingest": "examples:\n  mcp-suite ingest docs/ notes.md --root .\n  mcp-suite ingest page.html",
+    "mcp-suite bench": "examples:\n  mcp-suite bench overhead\n  mcp-suite bench http --json --workers 1,2",
+    "mcp-suite bench overhead": "example:\n  mcp-suite bench overhead --calls 2000 --rounds 3 --json",
+    "mcp-suite bench http": "examples:\n  mcp-suite bench http --json --workers 1,2\n"
+                            "  mcp-suite bench http --protocol sessionless --clients 32 --seconds 30",
 }
 
 
@@ -192,18 +192,7 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     return asyncio.run(main())
 
 
-# --- demo data, servers, client config, doctor ------------------------------------------------------
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from servers.profiles.demo import load_demo
-
-    async def work(conn: Any) -> int:
-        inserted = await load_demo(conn, count=args.count, seed=args.seed)
-        print(f"demo profiles: {inserted} inserted ({args.count} requested, seed {args.seed})")
-        return 0
-
-    return run_with_connection(work)
-
+# --- servers, client config, doctor ---------------------------------------------------------------
 
 def cmd_servers(args: argparse.Namespace) -> int:
     from mcp_suite.servers_cli import cmd_servers as servers
@@ -223,17 +212,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return run(args)
 
 
-# --- benchmarks, evaluation, ingest, tokens ---------------------------------------------------------
+# --- benchmarks, tokens ----------------------------------------------------------------------------
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    if args.kind == "overhead":
-        from mcp_suite.bench_overhead import main as overhead
+def cmd_bench_overhead(args: argparse.Namespace) -> int:
+    from mcp_suite.bench_overhead import main as overhead
 
-        return overhead(calls=args.calls, as_json=args.json, rounds=args.rounds)
-    if args.kind == "search":
-        from servers.search.lab.bench import main as search_bench
+    return overhead(calls=args.calls, as_json=args.json, rounds=args.rounds)
 
-        return search_bench(args.chunks, queries=args.queries, as_json=args.json)
+
+def cmd_bench_http(args: argparse.Namespace) -> int:
     from mcp_suite.bench_http import main as http_bench
 
     return http_bench(args)
@@ -243,18 +230,6 @@ def cmd_tokens(args: argparse.Namespace) -> int:
     from mcp_suite.tokens_cli import main as tokens_main
 
     return tokens_main(args.rest)
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    from servers.search.lab.evaluate import main as evaluate
-
-    return evaluate(args.dataset, as_json=args.json, limit_queries=args.limit_queries, k1=args.k1, b=args.b)
-
-
-def cmd_ingest(args: argparse.Namespace) -> int:
-    from servers.search.cli_ingest import main as ingest
-
-    return ingest(args.paths, roots=args.root, fmt=args.format)
 
 
 # --- parser ------------------------------------------------------------------------------------------
@@ -284,12 +259,6 @@ def _add_operations(sub: Any) -> None:
 
     audit_cli.add_parser(sub)
 
-    demo = sub.add_parser("demo", help="load seeded demo data (idempotent)")
-    demo.add_argument("dataset", choices=["profiles"], help="which demo data")
-    demo.add_argument("--count", type=int, default=200, help="how many rows")
-    demo.add_argument("--seed", type=int, default=42, help="the same seed gives the same rows everywhere")
-    demo.set_defaults(handler=cmd_demo)
-
     servers = sub.add_parser("servers", help="the servers, their tools and the scopes each tool needs")
     servers.add_argument("names", nargs="*", help="only these servers (default: all)")
     servers.add_argument("--json", action="store_true", help="print JSON")
@@ -304,37 +273,74 @@ def _add_operations(sub: Any) -> None:
     doctor.set_defaults(handler=cmd_doctor)
 
 
-def _add_search(sub: Any) -> None:
-    bench = sub.add_parser("bench", help="benchmarks")
-    bench.add_argument("kind", choices=["overhead", "http", "search"], help="which benchmark")
-    bench.add_argument("--chunks", type=int, default=100_000, help="search: synthetic corpus size")
-    bench.add_argument("--queries", type=int, default=200, help="search: timed queries")
-    bench.add_argument("--clients", type=int, default=32, help="http: concurrent clients")
-    bench.add_argument("--seconds", type=float, default=30.0, help="http: duration")
-    bench.add_argument("--calls", type=int, default=2000, help="overhead: calls per round")
-    bench.add_argument("--rounds", type=int, default=3, help="overhead: rounds")
-    bench.add_argument("--json", action="store_true", help="print JSON")
-    bench.set_defaults(handler=cmd_bench)
+def _add_benchmarks(targets: Any) -> None:
+    overhead = targets.add_parser("overhead", help="in-process: the suite's stack vs. the bare SDK, per call",
+                                  description="The suite's per-call cost in-process, against the bare SDK.")
+    overhead.add_argument("--calls", type=int, default=2000, help="calls per round")
+    overhead.add_argument("--rounds", type=int, default=3, help="rounds")
+    overhead.add_argument("--json", action="store_true", help="print JSON")
+    overhead.set_defaults(handler=cmd_bench_overhead)
 
-    evaluate = sub.add_parser("eval", help="retrieval quality on a BEIR-layout dataset")
-    evaluate.add_argument("target", choices=["search"], help="what to evaluate")
-    evaluate.add_argument("dataset", help="folder with corpus.jsonl, queries.jsonl, qrels/*.tsv")
-    evaluate.add_argument("--limit-queries", type=int, help="evaluate only the first N queries")
-    evaluate.add_argument("--k1", type=float, default=1.2, help="BM25 term-frequency saturation")
-    evaluate.add_argument("--b", type=float, default=0.75, help="BM25 length normalisation")
-    evaluate.add_argument("--json", action="store_true", help="print JSON")
-    evaluate.set_defaults(handler=cmd_eval)
+    http = targets.add_parser("http", help="concurrent HTTP clients: the suite vs. the bare SDK",
+                              description="Concurrent clients over streamable HTTP: the suite's `serve` "
+                                          "(with N worker processes) against the bare SDK.")
+    http.add_argument("--clients", type=int, default=32, help="concurrent clients")
+    http.add_argument("--seconds", type=float, default=30.0, help="measured duration per server and worker count")
+    http.add_argument("--workers", default="1", help="worker counts to measure, comma-separated (e.g. 1,2)")
+    http.add_argument("--protocol", choices=["legacy", "sessionless"], default="legacy",
+                      help="legacy: initialize once per connection, then 2025-11-25 requests; "
+                           "sessionless: 2026-07-28 self-contained requests (no handshake)")
+    http.add_argument("--json", action="store_true", help="print JSON")
+    http.set_defaults(handler=cmd_bench_http)
 
-    ingest = sub.add_parser("ingest", help="index files or directories into the search server")
-    ingest.add_argument("paths", nargs="+", help="files or folders (text, Markdown, HTML)")
-    ingest.add_argument("--root", action="append",
-                        help="confine reads to these roots, which also name the documents (default: "
-                             "MCP_SUITE_SEARCH_ROOTS when the path is inside one, else the directory itself "
-                             "or the file's folder)")
-    ingest.add_argument("--format", choices=["auto", "text", "markdown", "html"], default="auto",
-                        help="how to parse (auto: by file extension)")
-    ingest.set_defaults(handler=cmd_ingest)
 
+class ServerHooks:
+    """The `CliHooks` a server's `add_cli` receives: its own commands and targets under the groups."""
+
+    def __init__(self, sub: Any, groups: dict[str, tuple[argparse.ArgumentParser, Any]]) -> None:
+        self.sub = sub
+        self.groups = groups
+
+    def command(self, name: str, *, help: str, description: str | None = None,
+                example: str | None = None) -> argparse.ArgumentParser:
+        return self.sub.add_parser(name, help=help, description=description or help, epilog=_epilog(example))
+
+    def target(self, group: str, name: str, *, help: str,
+               example: str | None = None) -> argparse.ArgumentParser:
+        parent, targets = self.groups[group]
+        if example:  # the group's --help shows every target's example
+            parent.epilog = _epilog("\n  ".join([*_example_lines(parent.epilog), example]))
+        return targets.add_parser(name, help=help, description=help, epilog=_epilog(example))
+
+    @staticmethod
+    def run_with_connection(work: Callable[[Any], Any], *, migrate_first: bool = True) -> int:
+        return run_with_connection(work, migrate_first=migrate_first)
+
+
+def _epilog(example: str | None) -> str | None:
+    if not example:
+        return None
+    return ("examples:\n  " if "\n" in example else "example:\n  ") + example
+
+
+def _example_lines(epilog: str | None) -> list[str]:
+    return [line.strip() for line in (epilog or "").splitlines()[1:] if line.strip()]
+
+
+def _add_groups(sub: Any) -> dict[str, tuple[argparse.ArgumentParser, Any]]:
+    """`bench`, `demo` and `eval`: groups whose targets the servers add (the suite's own benchmarks too)."""
+    helps = {"demo": "load seeded demo data (idempotent)", "bench": "benchmarks",
+             "eval": "evaluations (e.g. retrieval quality)"}
+    groups = {}
+    for name, text in helps.items():
+        parent = sub.add_parser(name, help=text, description=text, epilog=EXAMPLES.get(f"mcp-suite {name}"))
+        targets = parent.add_subparsers(dest="target", required=True, metavar="TARGET", parser_class=SuiteParser)
+        groups[name] = (parent, targets)
+    _add_benchmarks(groups["bench"][1])
+    return groups
+
+
+def _add_tokens(sub: Any) -> None:
     # `tokens` has its own parser (mcp_suite/tokens_cli.py): everything after the word goes to it, --help too.
     tokens = sub.add_parser("tokens", help="API tokens for the HTTP transports (create, list, revoke)",
                             add_help=False)
@@ -343,13 +349,19 @@ def _add_search(sub: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mcp_suite.registry import specs
+
     parser = SuiteParser(prog="mcp-suite", description="MCP servers (profiles, hybrid search) on one resilience "
                                                        "core: serve them, operate their database, read the audit log.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=SuiteParser)
     _add_serve(sub)
     _add_operations(sub)
-    _add_search(sub)
+    hooks = ServerHooks(sub, _add_groups(sub))
+    for spec in specs().values():
+        if spec.add_cli is not None:
+            spec.add_cli(hooks)
+    _add_tokens(sub)
     return parser
 
 

@@ -1,43 +1,28 @@
-"""Which servers the suite can serve, by name → the module attribute holding its `SuiteServer`.
+"""Which servers the suite serves: each server package's `SPEC` (`shared.server_spec.ServerSpec`).
 
-Also what each server needs from its deployment to do its whole job (`NEEDS`), so `claude-config`,
-`servers` and `doctor` can tell a user before a tool call fails.
+The shipped servers are listed in `PACKAGES`; an installed distribution can add one without
+touching this file through the entry-point group `mcp_suite.servers` (`name = "package:SPEC"`).
+A spec names its `SuiteServer` as `module:attribute`, imported only when that server is served or
+described, so listing the servers stays fast.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
-from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
+
+from shared.server_spec import Need, ServerSpec
 
 if TYPE_CHECKING:
     from shared.server import SuiteServer
 
-SERVERS: dict[str, str] = {
-    "profiles": "servers.profiles.tools:app",
-    "search": "servers.search.tools:app",
-}
+__all__ = ["Need", "ServerSpec", "UnknownServer", "check", "load", "load_servers", "names", "spec", "specs"]
 
-
-@dataclass(frozen=True)
-class Need:
-    """An environment variable a server reads, and what it is for."""
-
-    variable: str
-    meaning: str
-    example: str
-
-
-# Read by servers/search/tools.py (`_jail`): without it, the `ingest` tool refuses paths.
-NEEDS: dict[str, tuple[Need, ...]] = {
-    "profiles": (),
-    "search": (
-        Need("MCP_SUITE_SEARCH_ROOTS",
-             "folders the `ingest` tool may read (separated by ':'); unset, ingest from paths is disabled",
-             "/home/you/Documents"),
-    ),
-}
+PACKAGES: tuple[str, ...] = ("servers.profiles", "servers.search")
+ENTRY_POINT_GROUP = "mcp_suite.servers"
 
 
 class UnknownServer(KeyError):
@@ -51,30 +36,57 @@ class UnknownServer(KeyError):
         return f"unknown server {self.name!r}; choose from {', '.join(names())}"
 
 
+@functools.cache
+def specs() -> dict[str, ServerSpec]:
+    """Every registered server by name: `PACKAGES`, then the `mcp_suite.servers` entry points."""
+    found = [importlib.import_module(package).SPEC for package in PACKAGES]
+    found += [ep.load() for ep in entry_points(group=ENTRY_POINT_GROUP)]
+    registered: dict[str, ServerSpec] = {}
+    for one in found:
+        if not isinstance(one, ServerSpec):
+            raise TypeError(f"{one!r} is not a ServerSpec")
+        if one.name in registered and registered[one.name] != one:
+            raise ValueError(f"two servers are registered as {one.name!r}")
+        registered[one.name] = one
+    return registered
+
+
 def names() -> list[str]:
-    return sorted(SERVERS)
+    return sorted(specs())
 
 
 def check(name: str) -> str:
     """The name itself if it is registered, else `UnknownServer`."""
-    if name not in SERVERS:
+    if name not in specs():
         raise UnknownServer(name)
     return name
 
 
+def spec(name: str) -> ServerSpec:
+    return specs()[check(name)]
+
+
 def load(name: str) -> SuiteServer:
-    """Import a server's module (only the one asked for, so start-up stays fast)."""
-    module_name, _, attribute = SERVERS[check(name)].partition(":")
-    return getattr(importlib.import_module(module_name), attribute)
+    """Import one registered server's module (only the one asked for) and return its server."""
+    return spec(name).load()
+
+
+def __getattr__(attribute: str) -> object:
+    """`SERVERS` (name → `module:attribute`) and `NEEDS` (name → needs), read from the specs."""
+    if attribute == "SERVERS":
+        return {name: one.app for name, one in specs().items()}
+    if attribute == "NEEDS":
+        return {name: one.needs for name, one in specs().items()}
+    raise AttributeError(attribute)
 
 
 def load_servers(name: str) -> list[SuiteServer]:
     """`all` (the registry, or `MCP_SUITE_SERVERS`), a registry name, or `module:attribute`."""
     from shared.http.layers import split_list
 
-    names = (split_list(os.environ.get("MCP_SUITE_SERVERS")) or sorted(SERVERS)) if name == "all" else [name]
+    chosen = (split_list(os.environ.get("MCP_SUITE_SERVERS")) or names()) if name == "all" else [name]
     servers: list[SuiteServer] = []
-    for entry in names:
+    for entry in chosen:
         if ":" in entry:
             module, _, attribute = entry.partition(":")
             servers.append(getattr(importlib.import_module(module), attribute))

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mcp_suite.registry import NEEDS, check, load, names
+from mcp_suite.registry import check, load, names, spec
 from shared.config import Settings
 
 
@@ -30,7 +30,7 @@ def describe_server(name: str) -> dict[str, Any]:
         tools.append({"name": tool_name, "scopes": sorted(policy.scopes), "kind": kind,
                       "summary": _first_sentence(description)})
     needs = [{"variable": n.variable, "meaning": n.meaning, "set": bool(os.environ.get(n.variable))}
-             for n in NEEDS.get(name, ())]
+             for n in spec(name).needs]
     return {"name": name, "tools": tools, "needs": needs}
 
 
@@ -76,7 +76,7 @@ def server_env(name: str, settings: Settings) -> tuple[dict[str, str], list[str]
         notes.append(f"{name}: replace <your database url> with the DATABASE_URL the server should use")
     else:
         env = {"MCP_SUITE_HOME": str(settings.home)}
-    for need in NEEDS.get(name, ()):
+    for need in spec(name).needs:
         value = os.environ.get(need.variable)
         if value:
             env[need.variable] = value

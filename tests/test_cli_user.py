@@ -82,7 +82,7 @@ def test_every_command_help_has_an_example(home: Path, command: str):
 def test_help_shows_defaults_and_tokens_help_reaches_its_own_parser(home: Path):
     serve = run(home, "serve", "--help").stdout
     assert "(default: 8765)" in serve and "(default: stdio)" in serve and "(default: 127.0.0.1)" in serve
-    assert "(default: 200)" in run(home, "demo", "--help").stdout
+    assert "(default: 200)" in run(home, "demo", "profiles", "--help").stdout
     tokens = run(home, "tokens", "--help")
     assert tokens.returncode == 0 and "create" in tokens.stdout and "revoke" in tokens.stdout
 

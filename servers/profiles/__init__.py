@@ -1,5 +1,13 @@
 """User profiles: one profile per principal, validated, versioned, soft-deleted.
 
 `models` holds validation and shapes, `store` the SQL, `tools` the MCP tools and their policies,
-`demo` seeded demo data. The schema is `migrations/0002_profiles.sql`.
+`demo` seeded demo data, `cli` its command (`mcp-suite demo profiles`). The schema is in the
+`migrations` package (the profiles table and its grants).
 """
+
+from servers.profiles.cli import add_cli
+from shared.server_spec import ServerSpec
+
+SPEC = ServerSpec(name="profiles", app="servers.profiles.tools:app",
+                  summary="user profiles: one per principal, validated, versioned, soft-deleted",
+                  add_cli=add_cli)
