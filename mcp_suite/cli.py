@@ -30,6 +30,7 @@ EXAMPLES: dict[str, str] = {
                  "`mcp-suite COMMAND --help` shows each command's options and an example.",
     "mcp-suite serve": "examples:\n  mcp-suite serve profiles                       # stdio, for Claude Desktop\n"
                        "  mcp-suite serve all --transport http --port 8765\n"
+                       "  mcp-suite serve all --transport http --workers 2\n"
                        "  mcp-suite serve search --transport sse",
     "mcp-suite db": "examples:\n  mcp-suite db start    # pin the embedded server until `db stop`\n"
                     "  mcp-suite db url      # the running database's URL (never starts it)\n"
@@ -98,6 +99,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _log_to_stderr()
     if args.name != "all" and ":" not in args.name:
         check(args.name)
+    if args.workers < 1 or (args.workers > 1 and args.transport == "stdio"):
+        raise UserError("--workers must be 1 or more, and more than 1 only with --transport http")
     if args.transport == "stdio":
         if args.name == "all" or ":" in args.name:
             raise UserError("stdio carries one registered server: name one (`mcp-suite servers` lists them), "
@@ -243,6 +246,9 @@ def _add_serve(sub: Any) -> None:
     serve.add_argument("--transport", choices=["stdio", "sse", "http"], default="stdio", help="how clients connect")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP: the interface to listen on")
     serve.add_argument("--port", type=int, default=8765, help="HTTP: the port to listen on")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="HTTP: processes answering on the one port (Linux; streamable HTTP only, SSE is "
+                            "served with 1)")
     serve.add_argument("--allow-anonymous", action="store_true",
                        help="serve HTTP without tokens: callers without one are the principal `anonymous` "
                             "with MCP_SUITE_ANONYMOUS_SCOPES (default *:read)")

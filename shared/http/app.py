@@ -46,10 +46,11 @@ from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth.tokens import SuiteTokenVerifier, sync_env_tokens
 from shared.http import metrics
+from shared.http import workers as http_workers
 from shared.http.auth import SuiteAuthBackend
 from shared.http.layers import (
     HostOriginGuard,
@@ -173,14 +174,19 @@ def _auth_unavailable(_conn: HTTPConnection, exc: AuthenticationError) -> Respon
                         headers={"Retry-After": "1"})
 
 
-def build_app(servers: list[SuiteServer], config: HttpConfig, verifier: SuiteTokenVerifier) -> ASGIApp:
-    """The whole ASGI application for these servers (not yet started: uvicorn runs its lifespan)."""
+def build_app(servers: list[SuiteServer], config: HttpConfig, verifier: SuiteTokenVerifier, *,
+              sse: bool = True, worker: int | None = None) -> ASGIApp:
+    """The whole ASGI application for these servers (not yet started: uvicorn runs its lifespan).
+
+    `sse=False` leaves SSE out (several workers); `worker` is this process's index among them,
+    answered in an `X-Worker` header so a client (and the tests) can tell the workers apart.
+    """
     # Host/Origin are checked once, by HostOriginGuard, for every path; the SDK's copy stays off.
     security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
     published_issuer = config.issuer_url or verifier.issuer
     issuer = published_issuer or config.public_url  # AuthSettings needs one; published only if configured
     serve_http_transport = config.mount_all or config.transport == "http"
-    serve_sse = config.mount_all or config.transport == "sse"
+    serve_sse = sse and (config.mount_all or config.transport == "sse")
     mounted: list[_Mounted] = []
     server_routes: list[BaseRoute] = []
     for server in servers:
@@ -220,34 +226,42 @@ def build_app(servers: list[SuiteServer], config: HttpConfig, verifier: SuiteTok
     app = AuthenticationMiddleware(app, backend=SuiteAuthBackend(verifier), on_error=_auth_unavailable)
     server_paths = tuple(f"/{s.name}/" for s in servers) if config.mount_all else ("/mcp", "/sse", "/messages/")
     app = HostOriginGuard(app, config, server_paths)
-    return RequestLog(app)
+    app = RequestLog(app)
+    return app if worker is None else WorkerHeader(app, worker)
 
 
-def endpoint_urls(servers: list[SuiteServer], config: HttpConfig) -> list[tuple[str, str]]:
+class WorkerHeader:
+    """Outermost with several workers: `X-Worker: N` on every response (an index, not a process id)."""
+
+    def __init__(self, app: ASGIApp, worker: int) -> None:
+        self.app = app
+        self.header = (b"x-worker", str(worker).encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def tagged(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), self.header]}
+            await send(message)
+
+        await self.app(scope, receive, tagged)
+
+
+def endpoint_urls(servers: list[SuiteServer], config: HttpConfig, *, sse: bool = True) -> list[tuple[str, str]]:
     """(what, URL) of every endpoint `serve` answers on, for its start-up lines."""
     urls = []
     for server in servers:
         prefix = config.public_url + (f"/{server.name}" if config.mount_all else "")
         if config.mount_all or config.transport == "http":
             urls.append((f"{server.name} streamable HTTP", f"{prefix}/mcp"))
-        if config.mount_all or config.transport == "sse":
+        if sse and (config.mount_all or config.transport == "sse"):
             urls.append((f"{server.name} SSE", f"{prefix}/sse"))
     urls += [(what, f"{config.public_url}{path}") for what, path in
              [("health", "/healthz"), ("readiness", "/readyz"), ("metrics", "/metrics")]]
     return urls
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """The listening socket, bound before anything starts (uvicorn binds after the lifespan ran)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family=family, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host.strip("[]"), port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 def serve_http(args: argparse.Namespace, servers: list[SuiteServer]) -> int:
@@ -271,8 +285,16 @@ def serve_http(args: argparse.Namespace, servers: list[SuiteServer]) -> int:
     except (KeyError, ImportError, AttributeError, ValueError, OSError) as exc:
         log.error("cannot start: %s", exc)
         return 2
+    workers = int(getattr(args, "workers", 1) or 1)
+    if workers < 1 or (workers > 1 and not http_workers.supported()):
+        log.error("cannot start: --workers must be 1 or more, and more than 1 needs Linux (SO_REUSEPORT)")
+        return 2
+    if workers > 1 and config.transport == "sse" and not config.mount_all:
+        log.error("cannot start: SSE holds a session in one process; serve it with --workers 1 "
+                  "(streamable HTTP, --transport http, scales across workers)")
+        return 2
     try:
-        sock = bind(config.host, config.port)
+        sock = http_workers.bind(config.host, config.port, reuse_port=workers > 1)
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s; stop the process using it or choose another --port",
                   config.host, config.port, exc.strerror or exc, extra={"event": "port_unavailable"})
@@ -295,11 +317,29 @@ def serve_http(args: argparse.Namespace, servers: list[SuiteServer]) -> int:
     if config.allow_anonymous:
         log.warning("anonymous HTTP access is ON: callers without a token act as 'anonymous' with scopes %s "
                     "(MCP_SUITE_ANONYMOUS_SCOPES)", " ".join(sorted(config.anonymous_scopes)))
-    app = build_app(servers, config, verifier)
-    limits = ConnectionLimits(config.header_timeout_s, config.body_timeout_s, config.max_connections)
-    uv = uvicorn.Config(app, host=config.host, port=config.port, log_config=None, access_log=False,
-                        lifespan="on", server_header=False, timeout_graceful_shutdown=10, http=guarded_h11(limits))
-    for what, endpoint in endpoint_urls(servers, config):
+    if workers > 1:
+        if config.mount_all:
+            log.warning("SSE endpoints are off with --workers %d: an SSE session lives in one process; "
+                        "streamable HTTP (/NAME/mcp) is served by every worker", workers)
+        if config.rate_store != "postgres":
+            log.warning("with --workers %d each worker keeps its own rate limits and /metrics counts one "
+                        "worker; set MCP_SUITE_RATE_LIMIT_STORE=postgres to share the limits", workers)
+    for what, endpoint in endpoint_urls(servers, config, sse=workers == 1):
         log.info("%s: %s", what, endpoint, extra={"event": "endpoint", "url": endpoint})
-    uvicorn.Server(uv).run(sockets=[sock])
-    return 0
+
+    def serve(worker: int | None, listener: socket.socket) -> int:
+        app = build_app(servers, config, verifier, sse=worker is None, worker=worker)
+        limits = ConnectionLimits(config.header_timeout_s, config.body_timeout_s, config.max_connections)
+        uv = uvicorn.Config(app, host=config.host, port=config.port, log_config=None, access_log=False,
+                            lifespan="on", server_header=False, timeout_graceful_shutdown=10,
+                            http=guarded_h11(limits))
+        uvicorn.Server(uv).run(sockets=[listener])
+        return 0
+
+    if workers == 1:
+        return serve(None, sock)
+    log.info("starting %d workers on port %d", workers, config.port, extra={"event": "workers", "workers": workers})
+    try:
+        return http_workers.run(workers, config.host, config.port, serve)
+    finally:
+        sock.close()
