@@ -3,14 +3,15 @@
 from zoneinfo import available_timezones
 
 from shared.errors import InvalidInput
-from shared.resilience.limits import Rate
+from shared.policy import RETRY, Policy, timeout
 from shared.server import SuiteServer
 
 app = SuiteServer("clock", instructions="Tells the database's current time.")
 TIMEZONES = available_timezones()
+READ = Policy(scopes={"clock:read"}, read_only=True, rate="5/s", retry=RETRY)
 
 
-@app.tool(scopes={"clock:read"}, read_only=True, timeout=2.0, rate=Rate(5, per=1.0))
+@app.tool(READ | timeout(2.0), title="Database time")
 async def database_time(timezone: str = "UTC") -> dict[str, str]:
     """The database server's current time in an IANA timezone, e.g. Europe/Paris."""
     if timezone not in TIMEZONES:

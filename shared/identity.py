@@ -4,15 +4,19 @@ Every tool call has a `Principal`. Over stdio it comes from configuration (`MCP_
 `MCP_SUITE_SCOPES`); over HTTP it comes from a verified token. Scopes are `<server>:<verb>` strings
 (`profiles:read`, `profiles:admin`); a granted scope may use shell-style wildcards (`*:read`).
 
-The active call is held in a context variable so that tool bodies, the database layer and the audit
-log read the same facts without threading them through every signature.
+The layers of the call stack pass the `Call` explicitly. The SDK calls the tool body, so the body
+reads its call (in practice: `current_principal()`) from a context variable, bound for the call's
+duration; that is the only thing the variable carries, and only inward: failures come back out as
+exceptions (`shared.tool.ToolFailed`).
 """
 
 from __future__ import annotations
 
 import contextvars
 import fnmatch
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -30,24 +34,36 @@ class Principal:
         return {scope for scope in required if not self.has_scope(scope)}
 
 
-@dataclass
-class CallInfo:
-    """Mutable facts about the tool call in flight; the pipeline and the tool body share one instance."""
+@dataclass(slots=True)
+class Call:
+    """One tool call, passed explicitly from layer to layer (`shared.pipeline`).
+
+    Created by the identity layer; each layer reads what it needs and the audit layers record it.
+    `audited` is False for a refusal the refusal budget counts in a summary instead of one record.
+    """
 
     server: str
     tool: str
     principal: Principal
     transport: str
     request_id: str
-    failure: object | None = None
-    notes: dict[str, object] = field(default_factory=dict)
+    arguments: dict[str, Any] = field(default_factory=dict)
+    started: float = 0.0
+    audited: bool = True
+    protocol_version: str | None = None
+    dispatch: Callable[[], Awaitable[Any]] | None = None  # into the SDK: argument validation, then the tool
 
 
-_current_call: contextvars.ContextVar[CallInfo | None] = contextvars.ContextVar("mcp_suite_call", default=None)
+_current_call: contextvars.ContextVar[Call | None] = contextvars.ContextVar("mcp_suite_call", default=None)
 
 
-def current_call() -> CallInfo:
-    """The call being served. Raises if used outside a tool call (a programming error)."""
+def active_call() -> Call | None:
+    """The call being served, or None outside one (logging uses this)."""
+    return _current_call.get()
+
+
+def current_call() -> Call:
+    """The call being served, for tool bodies. Raises if used outside a tool call (a programming error)."""
     call = _current_call.get()
     if call is None:
         raise RuntimeError("current_call() used outside a tool call")
@@ -55,12 +71,14 @@ def current_call() -> CallInfo:
 
 
 def current_principal() -> Principal:
+    """Who is calling: the one fact a tool body reads about its call (e.g. to scope a query)."""
     return current_call().principal
 
 
-def bind_call(call: CallInfo) -> contextvars.Token[CallInfo | None]:
+def bind_call(call: Call) -> contextvars.Token[Call | None]:
+    """Make `call` visible to the tool body (the SDK calls the body; this is the only way in)."""
     return _current_call.set(call)
 
 
-def unbind_call(token: contextvars.Token[CallInfo | None]) -> None:
+def unbind_call(token: contextvars.Token[Call | None]) -> None:
     _current_call.reset(token)

@@ -1,12 +1,31 @@
-"""The policy stack of every tool call, in one visible order.
+"""The call stack of every tool call: one ordered list of small layers, each `layer(call, next)`.
 
-    identity → scopes [refusals: per-principal budget → audit] → rate limit → audit intent (every tool
-    that is not read-only) → tool (deadline → retry → breaker → pool) → audit record (durable) → response
+    identity        who is calling (token → HTTP gate's per-request principal → in-process session)
+    audit outcome   the response leaves only after the call's record is committed (refusals included)
+    scopes          unknown tool / missing scope → refused, within the caller's refusal budget
+    rate limit      per principal and tool (after start-up finished)
+    audit intent    a tool that is not read-only: its intent is committed before the body runs
+    ── the SDK validates the arguments (strings stay strings: `shared.tool.keep_strings`) ──
+    deadline        one absolute time for the whole call, retries and backoff included
+    retry           transient database errors, read-only/idempotent tools only, within the deadline
+    breaker         per use of a connection (`Database.acquire`), so inside each attempt
+    error mapping   anything a body raises becomes a safe `ToolFailure`, raised as `ToolFailed`
+    tool            the body
 
-It is an MCP SDK server middleware, so it wraps every `tools/call` whatever the transport, and it also
-hides from `tools/list` the tools a caller's scopes do not allow. A refusal at any layer is still
-audited. The response leaves only after the audit record has been committed; if the audit log cannot
-write, the caller gets a clear `unavailable` error instead of an unrecorded result.
+The first layers are `ToolCallPipeline.LAYERS` below, an SDK server middleware, so they wrap every
+`tools/call` whatever the transport (and hide from `tools/list` the tools a caller's scopes do not
+allow). The SDK sits between them and the tool layers (`shared.tool.guard_tool`), because only the
+SDK turns JSON arguments into the body's typed parameters. A `Call` object travels through all of
+them in the open: the pipeline passes it down explicitly, the body reads it (`current_principal()`),
+and a failure comes back up as an exception (`ToolFailed`), never through a side channel.
+
+The deadline sits outside the breaker. A hung database holds a query past the deadline; the
+deadline stops it by cancelling the task, and the breaker's guard sees that cancellation with an
+expired deadline around it (`shared.resilience.deadline`) and counts a failure, so hangs open the
+breaker; a cancellation by the client (deadline still running) is not counted. A breaker outside the
+deadline would count slow tool code that never touched the database: it guards a dependency, not a
+tool. Retry sits outside the breaker too: each attempt asks it, and an open breaker's `Unavailable`
+is a `ToolFailure`, which is never retried.
 """
 
 from __future__ import annotations
@@ -14,11 +33,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from mcp.server.auth.middleware.auth_context import get_access_token
@@ -28,31 +48,62 @@ from pydantic import ValidationError
 
 from shared.audit.encode import storable, storable_text
 from shared.errors import Cancelled, InvalidInput, PermissionDenied, ToolFailure
-from shared.identity import CallInfo, Principal, bind_call, unbind_call
-from shared.tool import ToolPolicy, client_message
+from shared.identity import Call, Principal, bind_call, unbind_call
+from shared.tool import ToolFailed, ToolPolicy, client_message, rejection_fields
 
 if TYPE_CHECKING:
     from shared.server import SuiteServer
 
 log = logging.getLogger(__name__)
 
-# The principal of an in-process or stdio session (HTTP takes it from the verified token instead).
+Next = Callable[[Call], Awaitable[Any]]
+Layer = Callable[..., Awaitable[Any]]
+Observer = Callable[[dict[str, Any], float | None], None]
+
+# Deprecated: the in-process principal of tests written before `SuiteServer.acting_as`. Read last;
+# remove once tests/conftest.py uses `app.acting_as(principal)`.
 session_principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
     "mcp_suite_session_principal", default=None
 )
 
-# Called with each tool call's audit record (outcome as the caller saw it) and the seconds the audit
-# write took (None if it failed). Metrics subscribe here; an observer must be quick and never raise.
-call_observers: list[Callable[[dict[str, Any], float | None], None]] = []
+# Deprecated: observers of every server, for `shared.http.metrics.install` until it appends to
+# `server.call_observers` instead. Prefer the server's own list.
+call_observers: list[Observer] = []
 
 
-def incoming_request_id(ctx: Any) -> str | None:
-    """The id the HTTP layer stamped on this request (`scope["state"]["request_id"]`), so the audit
-    record, the JSON logs and the `X-Request-Id` response header agree. None outside HTTP."""
+# --- one function per fact, shared with the HTTP gate ------------------------------------------------------
+
+def request_state(ctx: Any) -> dict[str, Any] | None:
+    """The ASGI `scope["state"]` of the HTTP request behind a call (None outside HTTP)."""
     scope = getattr(getattr(ctx, "request", None), "scope", None)
     state = scope.get("state") if isinstance(scope, dict) else None
-    value = state.get("request_id") if isinstance(state, dict) else None
-    return value if isinstance(value, str) and 0 < len(value) <= 64 else None
+    return state if isinstance(state, dict) else None
+
+
+def transport_of_path(path: str) -> str:
+    """SSE and streamable HTTP share the ASGI layers; the path tells them apart."""
+    return "sse" if ("/sse" in path or "/messages" in path) else "http"
+
+
+def transport_of(ctx: Any, default: str) -> str:
+    scope = getattr(getattr(ctx, "request", None), "scope", None)  # the raw ASGI scope: cheaper than `url`
+    path = scope.get("path") if isinstance(scope, dict) else None
+    return default if path is None else transport_of_path(path)
+
+
+def token_principal(token: Any) -> Principal:
+    """The principal of a verified access token (the SDK's `AccessToken`)."""
+    return Principal(token.client_id, frozenset(token.scopes), "token")
+
+
+def refusal(tool: str, policy: ToolPolicy | None, principal: Principal) -> ToolFailure | None:
+    """The refusals that need no resource: an unknown tool, a missing scope (HTTP gate and pipeline)."""
+    if policy is None:
+        return InvalidInput(f"unknown tool {tool!r}")
+    missing = principal.missing(policy.scopes)
+    if missing:
+        return PermissionDenied(f"this tool needs scope(s) {', '.join(sorted(missing))}")
+    return None
 
 
 def error_result(failure: ToolFailure, protocol_version: str | None) -> dict[str, Any]:
@@ -67,175 +118,160 @@ def error_result(failure: ToolFailure, protocol_version: str | None) -> dict[str
     return dumped
 
 
-def transport_of(ctx: Any, default: str) -> str:
-    """HTTP requests carry a Starlette request; its path tells SSE from streamable HTTP."""
-    request = getattr(ctx, "request", None)
-    scope = getattr(request, "scope", None)  # the raw ASGI scope: cheaper than building `request.url`
-    path = scope.get("path") if isinstance(scope, dict) else None
-    if path is None:
-        return default
-    return "sse" if ("/sse" in path or "/messages" in path) else "http"
+def compose(layers: Iterable[Layer], terminal: Next) -> Next:
+    """`layers[0](call, next=layers[1](call, next=… terminal(call)))`, built once."""
+    handler = terminal
+    for layer in reversed(list(layers)):
+        handler = functools.partial(layer, next=handler)
+    return handler
 
 
 class ToolCallPipeline:
-    """SDK middleware enforcing each tool's `ToolPolicy` and writing its audit record."""
+    """The outer layers of the call stack, as SDK middleware (the list is `layers`)."""
 
     def __init__(self, server: SuiteServer) -> None:
         self.server = server
+        self.layers: tuple[Layer, ...] = (
+            self.audit_outcome, self.check_scopes, self.limit_rate, self.audit_intent,
+        )
+        self.handle: Next = compose(self.layers, self.dispatch)
 
     async def __call__(self, ctx: Any, call_next: Any) -> Any:
         if ctx.method == "tools/call":
-            return await self._call_tool(ctx, call_next)
+            call = self.identify(ctx, call_next)
+            token = bind_call(call)
+            try:
+                return await self.handle(call)
+            finally:
+                unbind_call(token)
         if ctx.method == "tools/list":
-            return self._visible_tools(await call_next(ctx))
+            return self._visible_tools(ctx, await call_next(ctx))
         return await call_next(ctx)
 
-    def principal(self) -> Principal:
+    # --- identity ---------------------------------------------------------------------------------------
+
+    def principal(self, ctx: Any = None) -> Principal:
         token = get_access_token()
         if token is not None:
-            return Principal(id=token.client_id, scopes=frozenset(token.scopes), source="token")
-        return session_principal.get() or self.server.default_principal
+            return token_principal(token)
+        state = request_state(ctx)
+        admitted = state.get("principal") if state is not None else None  # set by the HTTP gate, per request
+        if isinstance(admitted, Principal):
+            return admitted
+        return self.server.session_principal.get() or session_principal.get() or self.server.default_principal
 
-    def _visible_tools(self, listing: Any) -> Any:
+    def identify(self, ctx: Any, call_next: Any) -> Call:
+        params = ctx.params or {}
+        arguments = params.get("arguments")
+        state = request_state(ctx)
+        request_id = state.get("request_id") if state is not None else None
+        if not (isinstance(request_id, str) and 0 < len(request_id) <= 64):
+            request_id = uuid.uuid4().hex
+        return Call(
+            server=self.server.name,
+            tool=storable_text(str(params.get("name", "")), 200),
+            principal=self.principal(ctx),
+            transport=transport_of(ctx, self.server.transport),
+            request_id=request_id,
+            arguments=arguments if isinstance(arguments, dict) else ({} if arguments is None else {"_": arguments}),
+            started=time.perf_counter(),
+            protocol_version=ctx.protocol_version,
+            dispatch=functools.partial(call_next, ctx),
+        )
+
+    def _visible_tools(self, ctx: Any, listing: Any) -> Any:
         if not isinstance(listing, dict) or "tools" not in listing:
             return listing
-        principal = self.principal()
-        allowed = [
-            tool for tool in listing["tools"]
-            if (policy := self.server.policies.get(tool.get("name"))) is None or not principal.missing(policy.scopes)
-        ]
+        principal = self.principal(ctx)
+        policies = self.server.policies
+        allowed = [tool for tool in listing["tools"]
+                   if (policy := policies.get(tool.get("name"))) is None or not principal.missing(policy.scopes)]
         return {**listing, "tools": allowed}
 
-    async def _call_tool(self, ctx: Any, call_next: Any) -> Any:
-        params = ctx.params or {}
-        name = str(params.get("name", ""))
-        arguments = params.get("arguments") or {}
-        policy = self.server.policies.get(name)
-        started = time.perf_counter()
-        call = CallInfo(
-            server=self.server.name,
-            tool=storable_text(name, 200),
-            principal=self.principal(),
-            transport=transport_of(ctx, self.server.transport),
-            request_id=incoming_request_id(ctx) or uuid.uuid4().hex,
-        )
-        token = bind_call(call)
-        try:
-            refusal = self._refuse(call, policy)
-            if refusal is not None:
-                suppressed = await self.server.refusals.admit(call.principal.id)
-                if suppressed is not None:  # counted in a summary record, not one record each
-                    _observe(call, suppressed, started)
-                    return error_result(suppressed, ctx.protocol_version)
-                return await self._finish(ctx, call, policy, arguments, None, refusal, started)
-            result, phase_failure = await self._run(ctx, call_next, call, policy, arguments, started)
-            return await self._finish(ctx, call, policy, arguments, result, phase_failure or call.failure, started)
-        finally:
-            unbind_call(token)
+    # --- the layers -------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _refuse(call: CallInfo, policy: ToolPolicy | None) -> ToolFailure | None:
-        """The refusals that need no resource: an unknown tool, a missing scope."""
-        if policy is None:
-            return InvalidInput(f"unknown tool {call.tool!r}")
-        missing = call.principal.missing(policy.scopes)
-        if missing:
-            return PermissionDenied(f"this tool needs scope(s) {', '.join(sorted(missing))}")
-        return None
-
-    async def _finish(self, ctx: Any, call: CallInfo, policy: ToolPolicy | None, arguments: Any, result: Any,
-                      failure: ToolFailure | None, started: float) -> Any:
+    async def audit_outcome(self, call: Call, next: Next) -> Any:  # noqa: A002 - the layer protocol's name
         """Shape the result, commit the outcome record, and only then let the result leave."""
+        try:
+            result, failure = await next(call), None
+        except ToolFailed as failed:
+            result, failure = None, failed.failure
+        except ToolFailure as refused:
+            result, failure = None, refused
         if failure is None and isinstance(result, dict) and result.get("isError"):
-            failure = self._describe_rejection(call.tool, arguments)
-            result = error_result(failure, ctx.protocol_version)
-        elif failure is not None:  # one clean message, without the SDK prefix
-            result = error_result(failure, ctx.protocol_version)
+            failure = self._describe_rejection(call)
+        if failure is not None:  # one clean message, without the SDK prefix
+            result = error_result(failure, call.protocol_version)
+            if not call.audited:  # counted in the refusal budget's summary record instead
+                self._observe(call, failure)
+                return result
         size = len(json.dumps(result, separators=(",", ":"), default=str))
         try:
             await self.server.wait_ready(self.server.settings.acquire_timeout_s)
-            record = self._record(call, policy, arguments, "result", failure, started, size)
+            record = self.record(call, "result", failure, size)
             audit_started = time.perf_counter()
             await self.server.audit.append(record)
-        except ToolFailure as refusal:
-            _observe(call, refusal, started)
-            return error_result(refusal, ctx.protocol_version)
-        _notify(record, time.perf_counter() - audit_started)
+        except ToolFailure as unrecorded:
+            self._observe(call, unrecorded)
+            return error_result(unrecorded, call.protocol_version)
+        self._notify(record, time.perf_counter() - audit_started)
         return result
 
-    async def _run(
-        self, ctx: Any, call_next: Any, call: CallInfo, policy: ToolPolicy, arguments: dict[str, Any],
-        started: float,
-    ) -> tuple[Any, ToolFailure | None]:
-        """Rate limit, intent, then the tool. Returns (result, failure raised before the tool ran).
+    async def check_scopes(self, call: Call, next: Next) -> Any:  # noqa: A002
+        refused = refusal(call.tool, self.server.policies.get(call.tool), call.principal)
+        if refused is not None:
+            suppressed = await self.server.refusals.admit(call.principal.id)
+            if suppressed is not None:
+                call.audited = False
+                raise suppressed
+            raise refused
+        return await next(call)
 
-        A tool that is not read-only has its intent committed before its body runs: if the audit log
+    async def limit_rate(self, call: Call, next: Next) -> Any:  # noqa: A002
+        server = self.server
+        await server.wait_ready(server.settings.acquire_timeout_s)
+        policy = server.policies[call.tool]
+        if policy.rate is not None:
+            await server.limiter.check((call.principal.id, policy.name), policy.rate)
+        return await next(call)
+
+    async def audit_intent(self, call: Call, next: Next) -> Any:  # noqa: A002
+        """A tool that is not read-only has its intent committed before its body runs: if the audit log
         cannot write, the body never runs, so no change happens without a record. If the caller hangs
         up or cancels while the body runs, an outcome record saying so is queued before the
-        cancellation goes on (the audit writer finishes it whatever happens to this task).
-        """
-        try:
-            await self.server.wait_ready(self.server.settings.acquire_timeout_s)
-            if policy.rate is not None:
-                await self.server.limiter.check((call.principal.id, policy.name), policy.rate)
-            if policy.read_only:
-                return await call_next(ctx), None
-        except ToolFailure as refusal:
-            return None, refusal
-        intent = self._record(call, policy, arguments, "intent", None, None, None)
-        try:
-            try:
-                await self.server.audit.append(intent)
-            except ToolFailure as refusal:
-                return None, refusal
-            return await call_next(ctx), None
+        cancellation goes on (the audit writer finishes it whatever happens to this task)."""
+        if self.server.policies[call.tool].read_only:
+            return await next(call)
+        try:  # a hang-up while the intent waits for the chain's head is recorded too
+            await self.server.audit.append(self.record(call, "intent", None, None))
+            return await next(call)
         except asyncio.CancelledError:
-            cancelled = self._record(call, policy, arguments, "result", Cancelled(), started, 0)
             with contextlib.suppress(ToolFailure, asyncio.CancelledError):
-                await self.server.audit.append(cancelled)
+                await self.server.audit.append(self.record(call, "result", Cancelled(), 0))
             raise
 
-    async def audit_refusal(self, call: CallInfo, arguments: dict[str, Any], failure: ToolFailure,
-                            **extra: Any) -> ToolFailure | None:
-        """Record a call refused before the pipeline (the HTTP gate's 401/403), within the caller's
-        refusal budget. Returns the `RateLimited` to answer with instead when over budget."""
-        suppressed = await self.server.refusals.admit(call.principal.id)
-        if suppressed is not None:
-            return suppressed
-        await self.server.wait_ready(self.server.settings.acquire_timeout_s)
-        record = self._record(call, self.server.policies.get(call.tool), arguments, "result", failure,
-                              time.perf_counter(), 0)
-        record.update(extra)
-        written = time.perf_counter()
-        await self.server.audit.append(record)
-        _notify(record, time.perf_counter() - written)
-        return None
+    @staticmethod
+    async def dispatch(call: Call) -> Any:
+        """Into the SDK: it validates the arguments and runs the guarded body (`shared.tool`)."""
+        assert call.dispatch is not None
+        return await call.dispatch()
 
-    def _describe_rejection(self, name: str, arguments: Any) -> ToolFailure:
+    # --- records ----------------------------------------------------------------------------------------
+
+    def _describe_rejection(self, call: Call) -> ToolFailure:
         """The SDK rejected the arguments before the body ran: say which fields, never echo values."""
-        tool = self.server.mcp._tool_manager.get_tool(name)
-        if tool is not None and isinstance(arguments, dict):
+        policy = self.server.policies.get(call.tool)
+        if policy is not None and policy.check_arguments is not None:
             try:
-                tool.fn_metadata.validate_arguments(arguments)
+                policy.check_arguments(call.arguments)
             except ValidationError as exc:
-                problems = [
-                    f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}" for err in exc.errors()
-                ]
-                return InvalidInput("invalid arguments: " + "; ".join(problems[:10]))
+                return InvalidInput("invalid arguments: " + "; ".join(rejection_fields(exc)[:10]))
         return InvalidInput("invalid arguments")
 
-    def _record(
-        self,
-        call: CallInfo,
-        policy: ToolPolicy | None,
-        arguments: Any,
-        phase: str,
-        failure: ToolFailure | None,
-        started: float | None,
-        result_bytes: int | None,
-    ) -> dict[str, Any]:
+    def record(self, call: Call, phase: str, failure: ToolFailure | None, result_bytes: int | None) -> dict[str, Any]:
         audit = self.server.audit
-        args = arguments if isinstance(arguments, dict) else {"_": arguments}
+        args = call.arguments
+        policy = self.server.policies.get(call.tool)
         redacted = frozenset(args) if policy is None else policy.redact
         record = audit.record(
             server=call.server,
@@ -250,24 +286,38 @@ class ToolCallPipeline:
             arguments=storable({k: ("[redacted]" if k in redacted else v) for k, v in args.items()}),
             arguments_hmac=audit.digest(args),
         )
-        if started is not None:
-            record["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        if phase != "intent":
+            record["latency_ms"] = round((time.perf_counter() - call.started) * 1000, 3)
         if result_bytes is not None:
             record["result_bytes"] = result_bytes
         return record
 
+    async def audit_refusal(self, call: Call, failure: ToolFailure, **extra: Any) -> ToolFailure | None:
+        """Record a call refused before the pipeline (the HTTP gate's 401/403), within the caller's
+        refusal budget. Returns the `RateLimited` to answer with instead when over budget."""
+        suppressed = await self.server.refusals.admit(call.principal.id)
+        if suppressed is not None:
+            return suppressed
+        await self.server.wait_ready(self.server.settings.acquire_timeout_s)
+        record = self.record(call, "result", failure, 0)
+        record.update(extra)
+        written = time.perf_counter()
+        await self.server.audit.append(record)
+        self._notify(record, time.perf_counter() - written)
+        return None
 
-def _notify(record: dict[str, Any], audit_seconds: float | None) -> None:
-    for observer in call_observers:
-        try:
-            observer(record, audit_seconds)
-        except Exception:  # noqa: BLE001 - an observer must never fail a call
-            log.exception("call observer failed")
+    def _notify(self, record: dict[str, Any], audit_seconds: float | None) -> None:
+        for observers in (self.server.call_observers, call_observers):
+            for observer in observers:
+                try:
+                    observer(record, audit_seconds)
+                except Exception:  # noqa: BLE001 - an observer must never fail a call
+                    log.exception("call observer failed")
 
-
-def _observe(call: CallInfo, failure: ToolFailure, started: float) -> None:
-    """A call refused because it could not be audited is still counted (as what the caller got)."""
-    if call_observers:
-        _notify({"server": call.server, "tool": call.tool, "outcome": "error", "error_class": failure.error_class,
-                 "latency_ms": round((time.perf_counter() - started) * 1000, 3), "request_id": call.request_id,
-                 "transport": call.transport, "principal": call.principal.id}, None)
+    def _observe(self, call: Call, failure: ToolFailure) -> None:
+        """A call refused because it could not be audited is still counted (as what the caller got)."""
+        if self.server.call_observers or call_observers:
+            self._notify({"server": call.server, "tool": call.tool, "outcome": "error",
+                          "error_class": failure.error_class, "request_id": call.request_id,
+                          "latency_ms": round((time.perf_counter() - call.started) * 1000, 3),
+                          "transport": call.transport, "principal": call.principal.id}, None)

@@ -4,10 +4,14 @@ A server module creates one and declares tools on it:
 
 ```python
 app = SuiteServer("profiles", instructions="User profiles.")
+READ = Policy(scopes={"profiles:read"}, read_only=True, rate="20/s", retry=RETRY)
 
-@app.tool(scopes={"profiles:read"}, read_only=True, rate=Rate(20, per=1))
+@app.tool(READ | timeout(5), title="Get a profile")
 async def get_profile(profile_id: str) -> Profile: ...
 ```
+
+The call stack every tool call goes through is listed in `shared.pipeline` (outer layers, the SDK
+middleware installed here) and `shared.tool` (inner layers, around each body).
 
 The lifespan opens the process's resources once: the embedded or configured database, migrations, the
 pool (in the background, so discovery answers at once) and the audit writer.
@@ -16,10 +20,11 @@ pool (in the background, so discovery answers at once) and the audit writer.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 from mcp.server.mcpserver import MCPServer
@@ -33,10 +38,10 @@ from shared.db.pool import Database
 from shared.errors import Unavailable
 from shared.identity import Principal
 from shared.keys import KeyRing, load_keys
-from shared.pipeline import ToolCallPipeline
-from shared.resilience.limits import Rate, RateLimiter
-from shared.resilience.retry import RetryPolicy
-from shared.tool import ToolPolicy, guard_tool
+from shared.pipeline import Observer, ToolCallPipeline
+from shared.policy import Policy
+from shared.resilience.limits import RateLimiter
+from shared.tool import ToolPolicy, keyword_policy, register_tool
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +68,19 @@ class SuiteServer:
         self.refusals = RefusalBudget(self._record_suppressed_refusals)
         self.startup_hooks: list[Callable[[SuiteServer], Any]] = []
         self._keys: KeyRing | None = None
+        # Called with each tool call's audit record (outcome as the caller saw it) and the seconds the
+        # audit write took (None if it failed); metrics subscribe here. Quick, and never raising.
+        self.call_observers: list[Observer] = []
+        # The principal of in-process sessions opened inside `acting_as` (stdio: the configured one).
+        self.session_principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
+            f"mcp_suite_{name}_session_principal", default=None)
+        self.pipeline = ToolCallPipeline(self)
         self.mcp = MCPServer(
             name=f"mcp-suite-{name}",
             instructions=instructions,
             version=version,
             lifespan=self._lifespan,
-            middleware=[ToolCallPipeline(self)],
+            middleware=[self.pipeline],  # the call stack: shared/pipeline.py
             log_level="WARNING",
         )
 
@@ -102,35 +114,27 @@ class SuiteServer:
                 raise Unavailable("the server is still starting or its database is unreachable; retry shortly",
                                   retry_after=1.0) from None
 
-    def tool(
-        self,
-        *,
-        name: str | None = None,
-        scopes: Iterable[str] = (),
-        read_only: bool = False,
-        destructive: bool = False,
-        idempotent: bool = False,
-        timeout: float = 30.0,
-        rate: Rate | str | None = None,
-        retry: bool | RetryPolicy | None = None,
-        redact: Iterable[str] = (),
-        title: str | None = None,
-    ) -> Callable[[F], F]:
-        """Register a tool with its policy. The docstring is the description the model reads."""
+    def tool(self, policy: Policy = Policy(), /, *, name: str | None = None,  # noqa: B008 - immutable
+             title: str | None = None, **keywords: Any) -> Callable[[F], F]:
+        """Register a tool with its policy (`shared.tool.register_tool`). The docstring is the
+        description the model reads; the type hints give the input and output schemas.
 
-        def register(fn: F) -> F:
-            policy = ToolPolicy.declare(
-                name or fn.__name__, scopes=scopes, read_only=read_only, destructive=destructive,
-                idempotent=idempotent, timeout=timeout, rate=rate, retry=retry, redact=redact, title=title,
-            )
-            if policy.name in self.policies:
-                raise ValueError(f"tool {policy.name} is declared twice")
-            self.policies[policy.name] = policy
-            self.mcp.add_tool(guard_tool(fn, policy), name=policy.name, title=title,
-                              annotations=policy.annotations())
-            return fn
+        `keywords` is the transitional keyword form (`scopes=..., read_only=True`) that some tests and
+        benchmarks still use; it cannot be mixed with a policy."""
+        if keywords:
+            if policy != Policy():
+                raise TypeError("app.tool takes a Policy or the old keywords, not both")
+            policy = keyword_policy(**keywords)
+        return register_tool(self, policy, name=name, title=title)
 
-        return register
+    @contextmanager
+    def acting_as(self, principal: Principal) -> Iterator[None]:
+        """In-process sessions opened inside this block call tools as `principal` (tests, embedding)."""
+        token = self.session_principal.set(principal)
+        try:
+            yield
+        finally:
+            self.session_principal.reset(token)
 
     async def start(self) -> None:
         """Open the database and audit log. Discovery works before this finishes; tools wait for it."""

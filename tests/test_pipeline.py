@@ -16,6 +16,7 @@ from aiolimiter import AsyncLimiter
 
 from examples.clock_server import app as clock_app
 from shared.identity import Principal
+from shared.policy import Policy
 from shared.server import SuiteServer
 
 
@@ -106,7 +107,7 @@ broken = SuiteServer("broken", instructions="A tool whose body fails in a way no
 SECRET_DETAIL = "could not open /var/lib/secret.key: SELECT password FROM users -- token=hunter2"
 
 
-@broken.tool(scopes={"broken:read"}, read_only=True, retry=False, timeout=5.0)
+@broken.tool(Policy(scopes={"broken:read"}, read_only=True, timeout=5.0))
 async def explode(note: str = "") -> str:
     """Always fails with an unexpected exception carrying internal details."""
     raise RuntimeError(SECRET_DETAIL)

@@ -39,14 +39,13 @@ from servers.profiles.models import (
 )
 from shared.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from shared.identity import Principal, current_principal
-from shared.resilience.limits import Rate
+from shared.policy import RETRY, Policy, rate, redact, timeout
 from shared.server import SuiteServer
 
 READ, WRITE, ADMIN = "profiles:read", "profiles:write", "profiles:admin"
-PII = frozenset({"display_name", "email", "bio", "preferences", "query"})
-READ_RATE = Rate(30, per=1.0)
-SEARCH_RATE = Rate(10, per=1.0)
-WRITE_RATE = Rate(10, per=1.0)
+PERSONAL = redact("display_name", "email", "bio", "preferences")  # (names checked against each tool)
+READING = Policy(scopes={READ}, read_only=True, rate="30/s", retry=RETRY) | timeout(5.0)
+WRITING = Policy(scopes={WRITE}, rate="10/s") | timeout(10.0)
 
 NOT_VISIBLE = "no profile with that id is visible to you"
 DELETED = "that profile is deleted; an admin can restore it with restore_profile"
@@ -86,7 +85,7 @@ def _cursor_key() -> bytes:
     return app.keys.derive("profiles/search-cursor/v1")
 
 
-@app.tool(scopes={READ}, read_only=True, timeout=5.0, rate=READ_RATE, title="Get a profile")
+@app.tool(READING, title="Get a profile")
 async def get_profile(profile_id: ProfileId | None = None) -> Profile:
     """Return your own profile when profile_id is omitted. Another principal's profile is returned only to
     admins (profiles:admin), who also see deleted profiles (deleted_at set)."""
@@ -103,7 +102,7 @@ async def get_profile(profile_id: ProfileId | None = None) -> Profile:
     return store.to_profile(row)
 
 
-@app.tool(scopes={READ}, read_only=True, timeout=5.0, rate=SEARCH_RATE, redact=PII, title="Search profiles")
+@app.tool(READING | rate("10/s") | redact("query"), title="Search profiles")
 async def search_profiles(query: SearchText | None = None, locale: Locale | None = None, limit: PageLimit = 20,
                           cursor: Cursor | None = None) -> ProfilePage:
     """Find live profiles whose display name or email contains `query` (case-insensitive, literal text),
@@ -124,7 +123,7 @@ async def search_profiles(query: SearchText | None = None, locale: Locale | None
     return ProfilePage(profiles=[store.to_profile(row) for row in page], next_cursor=next_cursor)
 
 
-@app.tool(scopes={WRITE}, timeout=10.0, rate=WRITE_RATE, redact=PII, title="Create a profile")
+@app.tool(WRITING | PERSONAL, title="Create a profile")
 async def create_profile(display_name: DisplayName, email: Email, bio: Bio = "", locale: Locale = "en",
                          timezone: Timezone = "UTC", preferences: Preferences | None = None,
                          owner: Owner | None = None) -> Profile:
@@ -140,7 +139,7 @@ async def create_profile(display_name: DisplayName, email: Email, bio: Bio = "",
     return store.to_profile(row)
 
 
-@app.tool(scopes={WRITE}, timeout=10.0, rate=WRITE_RATE, redact=PII, title="Update a profile")
+@app.tool(WRITING | PERSONAL, title="Update a profile")
 async def update_profile(profile_id: ProfileId, expected_version: Version, display_name: DisplayName | None = None,
                          email: Email | None = None, bio: Bio | None = None, locale: Locale | None = None,
                          timezone: Timezone | None = None, preferences: Preferences | None = None) -> Profile:
@@ -164,7 +163,7 @@ async def update_profile(profile_id: ProfileId, expected_version: Version, displ
     return store.to_profile(row)
 
 
-@app.tool(scopes={WRITE}, destructive=True, timeout=10.0, rate=WRITE_RATE, title="Delete a profile")
+@app.tool(WRITING | Policy(destructive=True), title="Delete a profile")
 async def delete_profile(profile_id: ProfileId, expected_version: Version) -> Profile:
     """Soft-delete your profile (admins: any profile); an admin can restore it later. `expected_version` must
     be the current version. Returns the deleted profile (deleted_at set)."""
@@ -179,7 +178,7 @@ async def delete_profile(profile_id: ProfileId, expected_version: Version) -> Pr
     return store.to_profile(row)
 
 
-@app.tool(scopes={WRITE, ADMIN}, idempotent=True, timeout=10.0, rate=WRITE_RATE, title="Restore a deleted profile")
+@app.tool(WRITING | Policy(scopes={ADMIN}, idempotent=True, retry=RETRY), title="Restore a deleted profile")
 async def restore_profile(profile_id: ProfileId) -> Profile:
     """Admins only: bring back a soft-deleted profile. Fails with a conflict if its owner has a live profile
     again or its email is now used by another profile. Restoring a live profile changes nothing."""

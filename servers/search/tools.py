@@ -32,10 +32,12 @@ from servers.search.models import (
 )
 from servers.search.roots import IngestRoots, client_url, public_bases
 from shared.errors import InvalidInput, NotFound, Unavailable
-from shared.resilience.limits import Rate
+from shared.policy import RETRY, Policy, rate, redact, timeout
 from shared.server import SuiteServer
 
 MAX_DIRECTORY_FILES = 2_000
+READ = Policy(scopes={"search:read"}, read_only=True, rate="20/s", retry=RETRY) | timeout(10.0)
+WRITE = Policy(scopes={"search:write"}, idempotent=True, rate="20/s", retry=RETRY)  # re-ingest/delete: same state
 
 app = SuiteServer(
     "search",
@@ -105,7 +107,7 @@ async def run_search(text: str, *, mode: str = "hybrid", limit: int = 10, offset
                          hits=[_hit(r, explain, public_bases()) for r in rows])
 
 
-@app.tool(scopes={"search:read"}, read_only=True, timeout=10.0, rate=Rate(20, per=1.0), title="Hybrid search")
+@app.tool(READ, title="Hybrid search")
 async def hybrid_search(
     query: QueryText,
     mode: Literal["hybrid", "semantic", "keyword"] = "hybrid",
@@ -128,7 +130,7 @@ async def hybrid_search(
                             min_score=min_score, explain=explain)
 
 
-@app.tool(scopes={"search:read"}, read_only=True, timeout=10.0, rate=Rate(20, per=1.0), title="Search documents")
+@app.tool(READ, title="Search documents")
 async def search(query: QueryText) -> dict[str, list[dict[str, str]]]:
     """Document-level hybrid search (the ChatGPT connector contract): up to 10 documents, best first,
     each with an id to pass to `fetch`."""
@@ -154,21 +156,20 @@ async def _document(document_id: str) -> Document:
                     updated_at=row["updated_at"].isoformat())
 
 
-@app.tool(scopes={"search:read"}, read_only=True, timeout=10.0, rate=Rate(20, per=1.0), title="Fetch a document")
+@app.tool(READ, title="Fetch a document")
 async def fetch(id: DocumentId) -> dict[str, Any]:
     """A whole document by id (the ChatGPT connector contract): id, title, text, url, metadata."""
     doc = await _document(id)
     return {"id": doc.id, "title": doc.title, "text": doc.text, "url": doc.url, "metadata": doc.metadata}
 
 
-@app.tool(scopes={"search:read"}, read_only=True, timeout=10.0, rate=Rate(20, per=1.0), title="Get a document")
+@app.tool(READ, title="Get a document")
 async def get_document(document_id: DocumentId) -> Document:
     """A document's text, metadata, chunk count and timestamps."""
     return await _document(document_id)
 
 
-@app.tool(scopes={"search:write"}, destructive=True, idempotent=True, timeout=30.0, rate=Rate(5, per=1.0),
-          title="Delete a document")
+@app.tool(WRITE | Policy(destructive=True) | timeout(30.0) | rate("5/s"), title="Delete a document")
 async def delete_document(document_id: DocumentId) -> dict[str, Any]:
     """Remove a document and everything indexed from it."""
     async with app.db.acquire() as conn:
@@ -178,7 +179,7 @@ async def delete_document(document_id: DocumentId) -> dict[str, Any]:
     return {"document_id": document_id, "deleted": True}
 
 
-@app.tool(scopes={"search:read"}, read_only=True, timeout=10.0, rate=Rate(5, per=1.0), title="Index statistics")
+@app.tool(READ | rate("5/s"), title="Index statistics")
 async def index_stats() -> IndexStats:
     """Size of the index and the embedding model's state."""
     async with app.db.acquire() as conn:
@@ -193,8 +194,7 @@ async def index_stats() -> IndexStats:
                       embedding_model=state, embedding_breaker=embedder.breaker.state)
 
 
-@app.tool(scopes={"search:write"}, idempotent=True, timeout=600.0, rate=Rate(20, per=1.0),
-          redact=("content",), title="Ingest documents")
+@app.tool(WRITE | timeout(600.0) | redact("content"), title="Ingest documents")
 async def ingest(
     ctx: Context,
     content: Annotated[str | None, Field(max_length=5_000_000)] = None,

@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse
 
 from shared.auth.tokens import ANONYMOUS, REASONS, SuiteTokenVerifier
 from shared.identity import Principal
+from shared.pipeline import token_principal
 
 DEFAULT_ANONYMOUS_SCOPES = "*:read"
 
@@ -65,7 +66,7 @@ class SuiteAuthBackend(AuthenticationBackend):
 def caller(user: Any) -> Principal | None:
     """The principal of a verified token (None for anyone else)."""
     if isinstance(user, AuthenticatedUser):
-        return Principal(user.access_token.client_id, frozenset(user.access_token.scopes), "token")
+        return token_principal(user.access_token)  # the same function the pipeline's identity layer uses
     return None
 
 

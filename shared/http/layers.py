@@ -42,9 +42,9 @@ from shared.http.auth import (
     unauthorized,
 )
 from shared.http.json_logs import JsonFormatter, configure_json_logging
-from shared.identity import CallInfo, Principal
+from shared.identity import Call, Principal
 from shared.jsonrpc_guard import check
-from shared.pipeline import ToolCallPipeline, session_principal
+from shared.pipeline import refusal, transport_of_path
 from shared.resilience.limits import Rate, RateLimiter
 from shared.server import SuiteServer
 
@@ -233,7 +233,6 @@ class ServerGate:
         self.config = config
         self.metadata_url = str(build_resource_metadata_url(auth.resource_server_url))  # type: ignore[arg-type]
         self.app = app
-        self.pipeline = ToolCallPipeline(server)
         self.anonymous_audit = RateLimiter(max_keys=1)
         self.anonymous = anonymous_principal(config.anonymous_scopes) if config.allow_anonymous else None
 
@@ -272,19 +271,13 @@ class ServerGate:
                 await self._audit(scope, name, principal, arguments, _TransportRefused(message), status)
             await Response(message, status_code=status)(scope, receive, send)
             return
-        for name, arguments in calls:
+        for name, arguments in calls:  # the pipeline's own check (an unknown tool is left to it)
             policy = self.server.policies.get(name)
-            missing = principal.missing(policy.scopes) if policy is not None else set()
-            if missing:
-                await self._refuse_scope(scope, receive, send, principal, name, arguments, missing)
+            if policy is not None and isinstance(refused := refusal(name, policy, principal), PermissionDenied):
+                await self._refuse_scope(scope, receive, send, principal, name, arguments,
+                                         principal.missing(policy.scopes), refused)
                 return
-        if principal is self.anonymous:  # the pipeline reads the session principal when there is no token
-            token = session_principal.set(principal)
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                session_principal.reset(token)
-            return
+        state["principal"] = principal  # admitted: the pipeline's identity layer reads it for this request
         await self.app(scope, receive, send)
 
     async def _refuse_unread(self, scope: Scope, receive: Receive, send: Send, reason: str) -> None:
@@ -339,20 +332,18 @@ class ServerGate:
             except RateLimited:
                 return
             principal, arguments = Principal("anonymous", frozenset(), "none"), {}
-        path = scope["path"]
-        call = CallInfo(server=self.server.name, tool=name, principal=principal,
-                        transport="sse" if ("/sse" in path or "/messages" in path) else "http",
-                        request_id=_state(scope)["request_id"])
+        call = Call(server=self.server.name, tool=name, principal=principal,
+                    transport=transport_of_path(scope["path"]), request_id=_state(scope)["request_id"],
+                    arguments=arguments, started=time.perf_counter())
         try:  # within the caller's refusal budget (shared/audit/refusals.py), like refusals in the pipeline
-            await self.pipeline.audit_refusal(call, arguments, failure, http_status=status)
+            await self.server.pipeline.audit_refusal(call, failure, http_status=status)
         except Exception as exc:  # noqa: BLE001 - the refusal stands whether or not it was recorded
             log.error("could not audit a refused call (%s)", type(exc).__name__)
 
     async def _refuse_scope(self, scope: Scope, receive: Receive, send: Send, principal: Principal, name: str,
-                            arguments: dict[str, Any], missing: set[str]) -> None:
+                            arguments: dict[str, Any], missing: set[str], failure: ToolFailure) -> None:
         needed = " ".join(sorted(missing))
         metrics.refusal(self.server.name, "insufficient_scope")
-        failure = PermissionDenied(f"this tool needs scope(s) {needed}")
         await self._audit(scope, name, principal, arguments, failure, 403)
         challenge = (f'Bearer error="insufficient_scope", scope="{needed}", '
                      f'resource_metadata="{self.metadata_url}", error_description="tool {name} needs {needed}"')
