@@ -1,24 +1,35 @@
 """`mcp-suite bench http`: concurrent clients over streamable HTTP, bare SDK echo vs. our database tool.
 
 Two servers run as subprocesses on loopback, both served by uvicorn with stateless streamable HTTP:
-- bare: an SDK `MCPServer` whose `echo` tool returns its argument (no auth, no database);
+- bare: an SDK `MCPServer` whose `echo` tool returns its argument (no auth, no database), one process;
 - suite: `mcp-suite serve` (token auth, gate, policy pipeline, durable audit record per call) with a
   database read tool: the profiles server's `get_profile` when it is installed, else `get_migration`
-  below (one indexed row read). Its per-caller rate limit is raised out of the way (the limiter still
-  runs): the benchmark measures the stack, not the limit. (Not the README's `database_time`: its
+  below (one indexed row read), run with each `--workers` count in turn (`1,2`: one process, then
+  two on one port). Its per-caller rate limit is raised out of the way (the limiter still runs):
+  the benchmark measures the stack, not the limit. (Not the README's `database_time`: its
   `zoneinfo.available_timezones()` scans the tz database, ~15 ms of CPU per call.)
 
-`--clients` connections each send `tools/call` requests back to back for `--seconds` per server,
-in three alternating segments (bare, suite, bare, ...) so machine noise hits both alike, after a
-warm-up. The load generator is a minimal keep-alive HTTP/1.1 client written here because on a
-2-core machine a full HTTP client library costs as much CPU per request as the servers it measures.
-The last line printed is one JSON object.
+`--protocol` chooses what a client speaks: `legacy` sends `initialize` (and `notifications/initialized`)
+once per connection, then `2025-11-25` requests, as the Python `Client(mode="legacy")` and the
+TypeScript SDK do; `sessionless` sends `2026-07-28` self-contained requests (no handshake: the
+protocol version and client capabilities ride in each request's `_meta`, the method and tool name in
+`Mcp-Method`/`Mcp-Name` headers), as the Python `Client(mode="auto")` does against a server that
+offers that version.
+
+`--clients` connections each send `tools/call` requests back to back for `--seconds` per server and
+worker count, in three alternating segments (bare, suite, bare, ...) so machine noise hits both
+alike, after a warm-up. Besides calls/s and latency, each side's server CPU time per call is read
+from /proc (the serve process and its workers), where the platform has it. The load generator is a
+minimal keep-alive HTTP/1.1 client written here because on a 2-core machine a full HTTP client
+library costs as much CPU per request as the servers it measures. The last line printed is one
+JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -33,7 +44,8 @@ from typing import Any
 
 from shared.resilience.limits import Rate
 
-PROTOCOL_VERSION = "2025-11-25"
+LEGACY_VERSION = "2025-11-25"
+SESSIONLESS_VERSION = "2026-07-28"
 SEGMENTS = 3
 WARMUP_S = 2.0
 
@@ -44,34 +56,83 @@ class Tally:
     errors: int = 0
     latencies: list[float] = field(default_factory=list)
     first_error: str | None = None
+    cpu_s: float = 0.0
+
+    def add(self, other: Tally) -> None:
+        self.calls += other.calls
+        self.errors += other.errors
+        self.latencies += other.latencies
+        self.first_error = self.first_error or other.first_error
+        self.cpu_s += other.cpu_s
+
+
+@dataclass(frozen=True)
+class Request:
+    """What one client sends: the tool call, and for `legacy` the handshake it opens each connection with."""
+
+    port: int
+    tool: str
+    arguments: dict[str, Any]
+    token: str | None
+    protocol: str
+
+    def call(self) -> bytes:
+        params: dict[str, Any] = {"name": self.tool, "arguments": self.arguments}
+        extra = ""
+        if self.protocol == "sessionless":
+            params["_meta"] = {"io.modelcontextprotocol/protocolVersion": SESSIONLESS_VERSION,
+                               "io.modelcontextprotocol/clientCapabilities": {},
+                               "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "1"}}
+            extra = f"mcp-method: tools/call\r\nmcp-name: {self.tool}\r\n"
+        return self._post({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}, extra)
+
+    def handshake(self) -> list[bytes]:
+        if self.protocol != "legacy":
+            return []
+        initialize = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
+                      "params": {"protocolVersion": LEGACY_VERSION, "capabilities": {},
+                                 "clientInfo": {"name": "bench", "version": "1"}}}
+        return [self._post(initialize), self._post({"jsonrpc": "2.0", "method": "notifications/initialized"})]
+
+    def _post(self, message: dict[str, Any], extra: str = "") -> bytes:
+        body = json.dumps(message).encode()
+        version = SESSIONLESS_VERSION if self.protocol == "sessionless" else LEGACY_VERSION
+        auth = f"authorization: Bearer {self.token}\r\n" if self.token else ""
+        return (
+            f"POST /mcp HTTP/1.1\r\nhost: 127.0.0.1:{self.port}\r\ncontent-type: application/json\r\n"
+            f"accept: application/json, text/event-stream\r\nmcp-protocol-version: {version}\r\n"
+            f"{extra}{auth}content-length: {len(body)}\r\n\r\n"
+        ).encode() + body
 
 
 class Connection:
     """One keep-alive HTTP/1.1 connection that POSTs a fixed body and reads one response at a time."""
 
-    def __init__(self, port: int, path: str, body: bytes, token: str | None) -> None:
-        auth = f"authorization: Bearer {token}\r\n" if token else ""
-        self.request = (
-            f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-type: application/json\r\n"
-            f"accept: application/json, text/event-stream\r\nmcp-protocol-version: {PROTOCOL_VERSION}\r\n"
-            f"{auth}content-length: {len(body)}\r\n\r\n"
-        ).encode() + body
-        self.port = port
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.body = request.call()
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
     async def call(self) -> tuple[int, bytes]:
         if self.writer is None or self.writer.is_closing():
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        assert self.reader is not None
-        self.writer.write(self.request)
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.request.port)
+            for message in self.request.handshake():
+                status, body = await self._exchange(message)
+                if status not in (200, 202):
+                    return status, body
+        return await self._exchange(self.body)
+
+    async def _exchange(self, message: bytes) -> tuple[int, bytes]:
+        assert self.reader is not None and self.writer is not None
+        self.writer.write(message)
         head = await self.reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         status = int(lines[0].split()[1])
         headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
         if "content-length" in headers:
             body = await self.reader.readexactly(int(headers["content-length"]))
-        else:  # chunked (an SSE response stream)
+        elif headers.get("transfer-encoding", "").lower() == "chunked":  # an SSE response stream
             parts = []
             while True:
                 size = int((await self.reader.readuntil(b"\r\n")).strip().split(b";")[0], 16)
@@ -80,6 +141,8 @@ class Connection:
                     break
                 parts.append(await self.reader.readexactly(size + 2))
             body = b"".join(p[:-2] for p in parts)
+        else:
+            body = b""
         if headers.get("connection", "").lower() == "close":
             self.writer.close()
         return status, body
@@ -107,14 +170,35 @@ async def _client(conn: Connection, until: float, tally: Tally) -> None:
             tally.first_error = tally.first_error or detail
 
 
-async def _drive(port: int, path: str, body: bytes, token: str | None, clients: int, seconds: float) -> Tally:
+async def _drive(request: Request, clients: int, seconds: float, pids: list[int] | None = None) -> Tally:
     tally = Tally()
-    conns = [Connection(port, path, body, token) for _ in range(clients)]
+    conns = [Connection(request) for _ in range(clients)]
+    cpu_before = _cpu_seconds(pids or [])
     until = time.perf_counter() + seconds
     await asyncio.gather(*(_client(c, until, tally) for c in conns))
+    tally.cpu_s = _cpu_seconds(pids or []) - cpu_before
     for conn in conns:
         conn.close()
     return tally
+
+
+def _process_tree(pid: int) -> list[int]:
+    """The process and its children (the workers of `serve --workers N`), read from /proc."""
+    found = [pid]
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes (0 where /proc is not there)."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def _wait_http(port: int, path: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
@@ -173,19 +257,59 @@ def _profiles_available() -> bool:
     return "get_profile" in app.policies
 
 
-def _spawn(kind: str, port: int, env: dict[str, str], target: str = "") -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "mcp_suite.bench_http", kind, str(port), target], env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+def _spawn(kind: str, port: int, env: dict[str, str], target: str = "", workers: int = 1) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "mcp_suite.bench_http", kind, str(port), target, str(workers)],
+                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
                             if os.environ.get("MCP_SUITE_BENCH_DEBUG") else subprocess.DEVNULL)
 
 
-def _summary(tally: Tally, seconds: float) -> dict[str, float]:
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _summary(tally: Tally, seconds: float) -> dict[str, Any]:
     ordered = sorted(tally.latencies) or [0.0]
-    return {"calls_per_s": tally.calls / seconds, "p50_ms": statistics.median(ordered) * 1000,
-            "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000}
+    return {"calls_per_s": round(tally.calls / seconds, 1),
+            "p50_ms": round(statistics.median(ordered) * 1000, 2),
+            "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2),
+            "errors": tally.errors,
+            "cpu_us_per_call": round(tally.cpu_s / tally.calls * 1e6, 1) if tally.calls and tally.cpu_s else None}
 
 
-async def run(clients: int, seconds: float) -> dict[str, Any]:
+async def _measure(bare: Request, suite: Request, pids: tuple[list[int], list[int]], clients: int,
+                   seconds: float) -> tuple[Tally, Tally]:
+    """Warm both up, then alternate bare and suite segments so machine noise hits both alike."""
+    warmup = min(WARMUP_S, seconds / 3)
+    await _drive(bare, clients, warmup)
+    await _drive(suite, clients, warmup)
+    bare_total, suite_total = Tally(), Tally()
+    for _ in range(SEGMENTS):
+        bare_total.add(await _drive(bare, clients, seconds / SEGMENTS, pids[0]))
+        suite_total.add(await _drive(suite, clients, seconds / SEGMENTS, pids[1]))
+    return bare_total, suite_total
+
+
+def _run_figures(workers: int, bare: Tally, suite: Tally, seconds: float) -> dict[str, Any]:
+    b, s = _summary(bare, seconds), _summary(suite, seconds)
+    ratio = s["calls_per_s"] / b["calls_per_s"] if b["calls_per_s"] else 0.0
+    return {
+        "workers": workers, "bare_calls_per_s": b["calls_per_s"], "bare_p50_ms": b["p50_ms"],
+        "bare_p99_ms": b["p99_ms"], "bare_errors": b["errors"], "bare_cpu_us_per_call": b["cpu_us_per_call"],
+        "suite_calls_per_s": s["calls_per_s"], "ratio": round(ratio, 3), "suite_p50_ms": s["p50_ms"],
+        "suite_p99_ms": s["p99_ms"], "suite_errors": s["errors"], "suite_cpu_us_per_call": s["cpu_us_per_call"],
+        "suite_first_error": suite.first_error, "bare_first_error": bare.first_error,
+        "goals_met": ratio >= 0.7 and s["p99_ms"] <= 250 and s["errors"] == 0,
+    }
+
+
+async def run(clients: int, seconds: float, workers: list[int] | None = None,
+              protocol: str = "legacy") -> dict[str, Any]:
     from shared.config import Settings
     from shared.db.embedded import resolve_database_url
 
@@ -197,59 +321,57 @@ async def run(clients: int, seconds: float) -> dict[str, Any]:
     tool = "get_profile" if target == "profiles" else "get_migration"
     env = {**os.environ, "DATABASE_URL": url, "MCP_SUITE_TOKEN_CACHE_S": "1",
            "MCP_SUITE_LOG_LEVEL": os.environ.get("MCP_SUITE_LOG_LEVEL", "WARNING")}  # access logs: see docs
-    bare_port, suite_port = _free_port(), _free_port()
-    procs = [_spawn("_bare", bare_port, env), _spawn("_suite", suite_port, env, target)]
+    bare_port = _free_port()
+    bare_proc = _spawn("_bare", bare_port, env)
+    bare = Request(bare_port, "echo", {"text": "hello"}, None, protocol)
+    runs = []
     try:
-        await asyncio.to_thread(_wait_http, bare_port, "/mcp-ready", procs[0])
-        await asyncio.to_thread(_wait_http, suite_port, "/readyz", procs[1])
-        bare_body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                                "params": {"name": "echo", "arguments": {"text": "hello"}}}).encode()
-        suite_body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                                 "params": {"name": tool, "arguments": arguments}}).encode()
-        bare_args = (bare_port, "/mcp", bare_body, None, clients)
-        suite_args = (suite_port, "/mcp", suite_body, token, clients)
-        warmup = min(WARMUP_S, seconds / 3)
-        await _drive(*bare_args, warmup)
-        await _drive(*suite_args, warmup)
-        bare, suite = Tally(), Tally()
-        for _ in range(SEGMENTS):
-            for args, total in ((bare_args, bare), (suite_args, suite)):
-                part = await _drive(*args, seconds / SEGMENTS)
-                total.calls += part.calls
-                total.errors += part.errors
-                total.latencies += part.latencies
-                total.first_error = total.first_error or part.first_error
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
+        await asyncio.to_thread(_wait_http, bare_port, "/mcp-ready", bare_proc)
+        for count in workers or [1]:
+            suite_port = _free_port()
+            suite_proc = _spawn("_suite", suite_port, env, target, count)
             try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    b, s = _summary(bare, seconds), _summary(suite, seconds)
-    ratio = s["calls_per_s"] / b["calls_per_s"] if b["calls_per_s"] else 0.0
-    return {
-        "clients": clients, "seconds": seconds, "suite_tool": f"{target}.{tool}",
-        "bare_calls_per_s": round(b["calls_per_s"], 1), "bare_p50_ms": round(b["p50_ms"], 2),
-        "bare_p99_ms": round(b["p99_ms"], 2), "bare_errors": bare.errors,
-        "suite_calls_per_s": round(s["calls_per_s"], 1), "ratio": round(ratio, 3),
-        "suite_p50_ms": round(s["p50_ms"], 2), "suite_p99_ms": round(s["p99_ms"], 2), "suite_errors": suite.errors,
-        "suite_first_error": suite.first_error,
-        "goals_met": ratio >= 0.7 and s["p99_ms"] <= 250 and suite.errors == 0,
-    }
+                await asyncio.to_thread(_wait_http, suite_port, "/readyz", suite_proc)
+                suite = Request(suite_port, tool, arguments, token, protocol)
+                pids = ([bare_proc.pid], _process_tree(suite_proc.pid))
+                bare_tally, suite_tally = await _measure(bare, suite, pids, clients, seconds)
+            finally:
+                _stop([suite_proc])
+            runs.append(_run_figures(count, bare_tally, suite_tally, seconds))
+    finally:
+        _stop([bare_proc])
+    return {"clients": clients, "seconds": seconds, "protocol": protocol, "suite_tool": f"{target}.{tool}",
+            "cpus": os.cpu_count(), "runs": runs, "goals_met": any(r["goals_met"] for r in runs)}
+
+
+def _worker_counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in str(text).split(",") if part.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise ValueError(f"--workers takes counts of 1 or more separated by commas, e.g. 1,2 (got {text!r})")
+    return counts
 
 
 def main(args: argparse.Namespace) -> int:
-    figures = asyncio.run(run(int(args.clients), float(args.seconds)))
+    try:
+        counts = _worker_counts(getattr(args, "workers", "1"))
+    except ValueError as exc:
+        print(f"mcp-suite: error: {exc}", file=sys.stderr)
+        return 2
+    figures = asyncio.run(run(int(args.clients), float(args.seconds), counts, getattr(args, "protocol", "legacy")))
     if not args.json:
-        print(f"bare SDK echo     : {figures['bare_calls_per_s']:8.1f} calls/s  p50 {figures['bare_p50_ms']} ms"
-              f"  p99 {figures['bare_p99_ms']} ms  errors {figures['bare_errors']}")
-        print(f"suite {figures['suite_tool']:<12}: {figures['suite_calls_per_s']:8.1f} calls/s"
-              f"  p50 {figures['suite_p50_ms']} ms  p99 {figures['suite_p99_ms']} ms  errors {figures['suite_errors']}")
-        print(f"ratio             : {figures['ratio']:.3f} (goal >= 0.7, p99 <= 250 ms, 0 errors)")
+        print(f"{figures['clients']} clients, {figures['protocol']} protocol, suite tool {figures['suite_tool']}")
+        for r in figures["runs"]:
+            print(f"workers {r['workers']}: bare {r['bare_calls_per_s']:8.1f} calls/s (p99 {r['bare_p99_ms']} ms, "
+                  f"{r['bare_cpu_us_per_call']} us CPU/call)  suite {r['suite_calls_per_s']:8.1f} calls/s "
+                  f"(p50 {r['suite_p50_ms']} ms, p99 {r['suite_p99_ms']} ms, {r['suite_cpu_us_per_call']} us "
+                  f"CPU/call, errors {r['suite_errors']})  ratio {r['ratio']:.3f}")
+        print("goals: ratio >= 0.7, suite p99 <= 250 ms, 0 errors")
     print(json.dumps(figures))
-    return 0 if figures["suite_errors"] == 0 and figures["bare_errors"] == 0 else 1
+    errors = sum(r["suite_errors"] + r["bare_errors"] for r in figures["runs"])
+    return 0 if errors == 0 else 1
 
 
 def _serve_bare(port: int) -> None:
@@ -301,7 +423,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-def _serve_suite(port: int, target: str) -> None:
+def _serve_suite(port: int, target: str, workers: int) -> None:
     import dataclasses
 
     from mcp_suite.registry import load_servers
@@ -311,12 +433,12 @@ def _serve_suite(port: int, target: str) -> None:
         ("mcp_suite.bench_http:bench_app", "get_migration")
     app = load_servers(name)[0]
     app.policies[tool] = dataclasses.replace(app.policies[tool], rate=Rate(1e9, per=1.0))
-    serve_http(argparse.Namespace(name=name, transport="http", host="127.0.0.1", port=port, allow_anonymous=False),
-               [app])
+    serve_http(argparse.Namespace(name=name, transport="http", host="127.0.0.1", port=port, allow_anonymous=False,
+                                  workers=workers), [app])
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "_bare":
         _serve_bare(int(sys.argv[2]))
     else:
-        _serve_suite(int(sys.argv[2]), sys.argv[3])
+        _serve_suite(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
