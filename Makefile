@@ -38,7 +38,8 @@ lint: setup
 bench: setup
 	$(VENV)/bin/mcp-suite bench overhead
 	$(VENV)/bin/mcp-suite bench search --chunks 100000
-	$(VENV)/bin/mcp-suite bench http
+	$(VENV)/bin/mcp-suite bench http --workers 1,2
+	$(VENV)/bin/mcp-suite bench http --workers 1,2 --protocol sessionless
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -20,6 +20,8 @@ code 1, and then logs the URL of every endpoint.
 Streamable HTTP is served stateless: any replica can answer any request, so replicas need no sticky
 sessions; everything that must be shared (audit chain, tokens, optional rate limits) is in PostgreSQL.
 SSE is connection-bound by nature (its POSTs must reach the process holding the stream).
+`--workers N` runs N processes on the one port (`shared.http.workers`): streamable HTTP only, since
+an SSE session cannot follow its POSTs to another worker; each response then says `X-Worker: i`.
 The request id stamped here is the one the audit record carries (`pipeline.incoming_request_id`).
 """
 
