@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import hmac
 import logging
-import os
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -50,6 +49,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+import shared.config as suite_settings
 from shared.auth.tokens import SuiteTokenVerifier, sync_env_tokens
 from shared.http import metrics
 from shared.http import workers as http_workers
@@ -213,7 +213,7 @@ def build_app(servers: list[SuiteServer], config: HttpConfig, verifier: SuiteTok
             stack.push_async_callback(verifier.close)
             for m in mounted:
                 await stack.enter_async_context(m.http_app.router.lifespan_context(m.http_app))
-            env_tokens = os.environ.get("MCP_SUITE_API_TOKENS", "").strip()
+            env_tokens = (suite_settings.load(suite_settings.AuthSettings).api_tokens or "").strip()
             if env_tokens and servers:
                 sync = asyncio.create_task(_sync_env_tokens(servers[0], env_tokens), name="env-tokens")
                 stack.push_async_callback(_cancel, sync)
