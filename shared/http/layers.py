@@ -10,8 +10,12 @@ The 403 needs the tool name, which only the JSON-RPC body carries, so the gate r
 body once, parses it once (`jsonrpc_guard.check`, the SDK's own parser) and replays it to the
 transport. An unauthenticated request is answered from its headers alone, so it cannot make the
 server wait for a slow body; its refusal is audited as tool `-` (the tool it meant is unread).
-The pipeline still checks scopes too (stdio has no gate). Slow or partial requests are cut off
-below the application, by the HTTP protocol (`http_limits`).
+The gate decides with the pipeline's own functions (`pipeline.refusal` for the scope check,
+`pipeline.token_principal` through `auth.caller`, `pipeline.transport_of_path`) and records through
+the server's one pipeline (`audit_refusal`), so the two cannot drift; an admitted caller's principal
+is handed to the pipeline in `scope["state"]["principal"]`, per request. The pipeline still checks
+scopes too (stdio has no gate). Slow or partial requests are cut off below the application, by the
+HTTP protocol (`http_limits`).
 """
 
 from __future__ import annotations
