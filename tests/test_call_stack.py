@@ -106,9 +106,12 @@ async def test_observers_and_the_session_principal_belong_to_one_server(connect)
     there.call_observers.append(lambda record, _s: seen_there.append(record["principal"]))
     me = Principal("acting-" + uuid.uuid4().hex[:8], frozenset({"here:read"}), "test")
     other = Principal("other", frozenset(), "test")
-    with here.acting_as(me), there.acting_as(other):
-        async with connect(here) as client:
+    with there.acting_as(other):
+        assert there.pipeline.principal() == other
+        assert here.pipeline.principal() == here.default_principal
+        async with connect(here, principal=me) as client:
             result = await client.call_tool("whoami", {})
+    assert there.pipeline.principal() == there.default_principal
     assert result.structured_content == {"result": me.id}
     assert seen_here == [me.id] and seen_there == []
 
