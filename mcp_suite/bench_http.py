@@ -42,6 +42,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from shared.policy import RETRY, Policy
 from shared.resilience.limits import Rate
 
 LEGACY_VERSION = "2025-11-25"
@@ -399,7 +400,7 @@ def _bench_app() -> Any:
 
     app = SuiteServer("bench", instructions="Benchmark target.")
 
-    @app.tool(scopes={"bench:read"}, read_only=True, timeout=5.0, rate=Rate(1e9, per=1.0))
+    @app.tool(Policy(scopes={"bench:read"}, read_only=True, timeout=5.0, rate=Rate(1e9, per=1.0), retry=RETRY))
     async def get_migration(version: int) -> dict[str, str]:
         """One applied migration, by version (an indexed single-row read)."""
         async with app.db.acquire() as conn:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import functools
 import json
 import logging
@@ -60,16 +59,6 @@ Next = Callable[[Call], Awaitable[Any]]
 Layer = Callable[..., Awaitable[Any]]
 Observer = Callable[[dict[str, Any], float | None], None]
 _SIZE = json.JSONEncoder(separators=(",", ":"), default=str)  # built once: `json.dumps(**options)` builds one per call
-
-# Deprecated: the in-process principal of tests written before `SuiteServer.acting_as`. Read last;
-# remove once tests/conftest.py uses `app.acting_as(principal)`.
-session_principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
-    "mcp_suite_session_principal", default=None
-)
-
-# Deprecated: observers of every server, for `shared.http.metrics.install` until it appends to
-# `server.call_observers` instead. Prefer the server's own list.
-call_observers: list[Observer] = []
 
 
 # --- one function per fact, shared with the HTTP gate ------------------------------------------------------
@@ -160,7 +149,7 @@ class ToolCallPipeline:
         admitted = state.get("principal") if state is not None else None  # set by the HTTP gate, per request
         if isinstance(admitted, Principal):
             return admitted
-        return self.server.session_principal.get() or session_principal.get() or self.server.default_principal
+        return self.server.session_principal.get() or self.server.default_principal
 
     def identify(self, ctx: Any, call_next: Any) -> Call:
         params = ctx.params or {}
@@ -314,16 +303,15 @@ class ToolCallPipeline:
         return None
 
     def _notify(self, record: dict[str, Any], audit_seconds: float | None) -> None:
-        for observers in (self.server.call_observers, call_observers):
-            for observer in observers:
-                try:
-                    observer(record, audit_seconds)
-                except Exception:  # noqa: BLE001 - an observer must never fail a call
-                    log.exception("call observer failed")
+        for observer in self.server.call_observers:
+            try:
+                observer(record, audit_seconds)
+            except Exception:  # noqa: BLE001 - an observer must never fail a call
+                log.exception("call observer failed")
 
     def _observe(self, call: Call, failure: ToolFailure) -> None:
         """A call refused because it could not be audited is still counted (as what the caller got)."""
-        if self.server.call_observers or call_observers:
+        if self.server.call_observers:
             self._notify({"server": call.server, "tool": call.tool, "outcome": "error",
                           "error_class": failure.error_class, "request_id": call.request_id,
                           "latency_ms": round((time.perf_counter() - call.started) * 1000, 3),

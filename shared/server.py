@@ -41,7 +41,7 @@ from shared.keys import KeyRing, load_keys
 from shared.pipeline import Observer, ToolCallPipeline
 from shared.policy import Policy
 from shared.resilience.limits import RateLimiter
-from shared.tool import ToolPolicy, keyword_policy, register_tool
+from shared.tool import ToolPolicy, register_tool
 
 log = logging.getLogger(__name__)
 
@@ -115,16 +115,9 @@ class SuiteServer:
                                   retry_after=1.0) from None
 
     def tool(self, policy: Policy = Policy(), /, *, name: str | None = None,  # noqa: B008 - immutable
-             title: str | None = None, **keywords: Any) -> Callable[[F], F]:
+             title: str | None = None) -> Callable[[F], F]:
         """Register a tool with its policy (`shared.tool.register_tool`). The docstring is the
-        description the model reads; the type hints give the input and output schemas.
-
-        `keywords` is the transitional keyword form (`scopes=..., read_only=True`) that some tests and
-        benchmarks still use; it cannot be mixed with a policy."""
-        if keywords:
-            if policy != Policy():
-                raise TypeError("app.tool takes a Policy or the old keywords, not both")
-            policy = keyword_policy(**keywords)
+        description the model reads; the type hints give the input and output schemas."""
         return register_tool(self, policy, name=name, title=title)
 
     @contextmanager

@@ -143,20 +143,23 @@ def failure_of(exc: BaseException) -> ToolFailure:
     return to_failure(exc)
 
 
-def guard_tool(fn: F, policy: ToolPolicy) -> F:
+def guard_tool(fn: F, policy: ToolPolicy, timeout_of: Callable[[], float] | None = None) -> F:
     """Wrap a tool body with the inner layers: deadline → retry → error mapping → body.
+
+    `timeout_of` reads the tool's time limit per call from the server's live policy table, so an
+    operator (or a test) replacing `app.policies[name]` changes the deadline like every other layer.
 
     The deadline is outside the breaker (which guards each use of a connection, in
     `Database.acquire`, inside every attempt): see the module docstring of `shared.pipeline`.
     """
     if not inspect.iscoroutinefunction(fn):
         raise TypeError(f"tool {policy.name} must be an async function (a sync body would block the loop)")
-    retry, limit = policy.retry, policy.timeout
+    retry = policy.retry
 
     @functools.wraps(fn)
     async def guarded(*args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + limit
+        deadline = loop.time() + (timeout_of() if timeout_of is not None else policy.timeout)
         try:
             async with deadline_at(deadline):  # visible to the breakers inside
                 if retry is None:
@@ -245,8 +248,8 @@ def rejection_fields(exc: ValidationError) -> list[str]:
 def keyword_policy(*, scopes: Iterable[str] = (), read_only: bool = False, destructive: bool = False,
                    idempotent: bool = False, timeout: float | None = None, rate: Rate | str | None = None,
                    retry: bool | RetryPolicy | None = None, redact: Iterable[str] = ()) -> Policy:
-    """Transitional: the keyword form `app.tool(scopes=..., read_only=True)` of older callers, as a
-    `Policy` (its `retry=None` meant "on when safe to repeat"). Remove once none is left."""
+    """The keyword form of a policy, for tests of the tool layer (`ToolPolicy.declare`): its
+    `retry=None` means "on when safe to repeat". Tools are declared with `Policy` parts instead."""
     if retry is None:
         retry = read_only or idempotent
     chosen = (RETRY if retry else NO_RETRY) if isinstance(retry, bool) else retry
@@ -268,7 +271,7 @@ def register_tool(server: Any, policy: Policy, *, name: str | None, title: str |
                              f"(parameters: {sorted(params)})")
         if resolved.name in server.policies:
             raise ValueError(f"tool {resolved.name} is declared twice")
-        guarded = guard_tool(fn, resolved)
+        guarded = guard_tool(fn, resolved, timeout_of=lambda: server.policies[resolved.name].timeout)
         keep_strings(fn, guarded)
         checked = ToolPolicy(**{**resolved.__dict__, "check_arguments": argument_checker(guarded)})
         server.policies[checked.name] = checked

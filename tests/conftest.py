@@ -80,8 +80,6 @@ def test_settings(url: str, **overrides: object) -> Settings:
 def connect(database_url):
     """`async with connect(app, principal=Principal(...)) as client:` — a real in-memory MCP session."""
 
-    from shared.pipeline import session_principal
-
     @asynccontextmanager
     async def open_session(
         app, *, principal: Principal | None = None, url: str | None = None
@@ -90,12 +88,9 @@ def connect(database_url):
         if app._users == 0 and app.database_url != target:
             app.configure(test_settings(target), database_url=target)
         app.transport = "memory"
-        token = session_principal.set(principal or Principal("tester", frozenset({"*:read", "*:write"}), "test"))
-        try:
+        with app.acting_as(principal or Principal("tester", frozenset({"*:read", "*:write"}), "test")):
             async with Client(app.mcp) as client:
                 await app.wait_ready(15)
                 yield client
-        finally:
-            session_principal.reset(token)
 
     return open_session

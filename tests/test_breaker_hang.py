@@ -30,6 +30,7 @@ from shared.db.pool import Database, database_failure
 from shared.db.rate_store import SharedRateLimiter, store_key
 from shared.errors import Unavailable
 from shared.identity import Principal
+from shared.policy import RETRY, Policy
 from shared.resilience.breaker import BreakerPolicy, CircuitBreaker
 from shared.resilience.limits import Rate
 from shared.server import SuiteServer
@@ -41,7 +42,7 @@ POLICY = BreakerPolicy(window_seconds=30, failure_rate=0.5, minimum_calls=4, ope
 app = SuiteServer("hang")
 
 
-@app.tool(scopes={"hang:read"}, read_only=True, timeout=0.5)
+@app.tool(Policy(scopes={"hang:read"}, read_only=True, timeout=0.5, retry=RETRY))
 async def sleepy() -> str:
     """Sleeps in the database for 3 s, six times its deadline."""
     async with app.db.acquire() as conn:
@@ -50,7 +51,7 @@ async def sleepy() -> str:
     return "finished"
 
 
-@app.tool(scopes={"hang:read"}, read_only=True, timeout=0.5)
+@app.tool(Policy(scopes={"hang:read"}, read_only=True, timeout=0.5, retry=RETRY))
 async def count_rows() -> int:
     """Reads a table that the test may hold locked."""
     async with app.db.acquire() as conn:

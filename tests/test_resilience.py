@@ -16,6 +16,7 @@ from shared.db.migrate import APP_ROLE
 from shared.db.pool import Database, database_failure
 from shared.errors import Unavailable
 from shared.identity import Principal
+from shared.policy import RETRY, Policy
 from shared.resilience.breaker import BreakerPolicy, CircuitBreaker
 from shared.resilience.limits import Rate
 from shared.server import SuiteServer
@@ -26,7 +27,7 @@ app = SuiteServer("faults")
 attempts: dict[str, int] = {"read": 0, "write": 0, "idempotent": 0}
 
 
-@app.tool(scopes={"faults:read"}, read_only=True, timeout=5.0, rate=Rate(1000, per=1.0))
+@app.tool(Policy(scopes={"faults:read"}, read_only=True, timeout=5.0, rate=Rate(1000, per=1.0), retry=RETRY))
 async def flaky_read() -> dict[str, int]:
     """Loses its connection on the first attempt (the backend is terminated mid-query)."""
     attempts["read"] += 1
@@ -36,7 +37,7 @@ async def flaky_read() -> dict[str, int]:
         return {"attempts": attempts["read"], "answer": await conn.fetchval("SELECT 42")}
 
 
-@app.tool(scopes={"faults:write"}, timeout=5.0)
+@app.tool(Policy(scopes={"faults:write"}, timeout=5.0))
 async def flaky_write() -> dict[str, int]:
     """Not idempotent: a lost connection must not be retried."""
     attempts["write"] += 1
@@ -45,7 +46,7 @@ async def flaky_write() -> dict[str, int]:
     return {"attempts": attempts["write"]}
 
 
-@app.tool(scopes={"faults:write"}, idempotent=True, timeout=5.0)
+@app.tool(Policy(scopes={"faults:write"}, idempotent=True, timeout=5.0, retry=RETRY))
 async def flaky_idempotent_write(key: str) -> dict[str, int]:
     """A write that is safe to repeat (an upsert) but not read-only: a lost connection is retried."""
     attempts["idempotent"] += 1
@@ -56,7 +57,7 @@ async def flaky_idempotent_write(key: str) -> dict[str, int]:
     return {"attempts": attempts["idempotent"]}
 
 
-@app.tool(scopes={"faults:read"}, read_only=True, timeout=0.5)
+@app.tool(Policy(scopes={"faults:read"}, read_only=True, timeout=0.5, retry=RETRY))
 async def slow_read() -> str:
     """Sleeps in the database far longer than its deadline: only the deadline can end the call."""
     async with app.db.acquire() as conn:

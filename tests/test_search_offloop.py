@@ -9,6 +9,7 @@ on their condition rather than by measuring a stall.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from contextlib import contextmanager
@@ -107,15 +108,14 @@ async def test_deadline_stops_a_long_ingest_between_files(connect, db, tmp_path,
             return real_read(*args)
 
     monkeypatch.setattr(ingest_files, "read_file", slow_read)
-    policy = app.policies["ingest"]
-    declared = policy.timeout
-    object.__setattr__(policy, "timeout", 2.0)  # the tool's declared deadline, shortened for this test
+    declared = app.policies["ingest"]
+    app.policies["ingest"] = dataclasses.replace(declared, timeout=2.0)  # the deadline, shortened for this test
     try:
         async with connect(app, principal=USER, url=db) as client:
             result = await client.call_tool("ingest", {"path": str(root)})
             stats = (await client.call_tool("index_stats", {})).structured_content
     finally:
-        object.__setattr__(policy, "timeout", declared)
+        app.policies["ingest"] = declared
     assert result.is_error and result.content[0].text.startswith("timeout:"), result.content
     await asyncio.to_thread(lambda: (reading.acquire(), reading.release()))  # the read in flight ends
     started = reads["started"]

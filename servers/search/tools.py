@@ -10,7 +10,6 @@ base URLs for the `url` fields (see `roots`).
 from __future__ import annotations
 
 import json
-import os
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
@@ -31,6 +30,8 @@ from servers.search.models import (
     SearchResults,
 )
 from servers.search.roots import IngestRoots, client_url, public_bases
+from servers.search.settings import SearchSettings
+from shared.config import load
 from shared.errors import InvalidInput, NotFound, Unavailable
 from shared.policy import RETRY, Policy, rate, redact, timeout
 from shared.server import SuiteServer
@@ -56,7 +57,7 @@ Metadata = dict[str, str | int | float | bool | None]
 
 
 def _warm_up(_app: SuiteServer) -> None:
-    if os.environ.get("MCP_SUITE_SEARCH_WARMUP", "1") != "0":
+    if load(SearchSettings).warmup:
         import asyncio
 
         asyncio.get_running_loop().create_task(embedder.warm_up(), name="embedding-warm-up")

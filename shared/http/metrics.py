@@ -2,7 +2,7 @@
 
 What is counted where:
 - tool calls by server/tool/outcome/error_class and their latency: from each call's audit record,
-  through `pipeline.call_observers` (so metrics and audit can never disagree about an outcome);
+  through `server.call_observers` (so metrics and audit can never disagree about an outcome);
 - audit write latency: the time the durable commit of each call's record took;
 - HTTP refusals (401, 403, 413, 421, ...) and requests by status: from the HTTP layer;
 - breaker state, pool connections in use/idle, rate-limit rejections, readiness: read from the live
@@ -21,7 +21,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from shared import pipeline
 from shared.errors import ToolFailure
 
 if TYPE_CHECKING:
@@ -72,7 +71,7 @@ def _tool_label(server: str, tool: str) -> str:
 
 
 def observe_call(record: dict[str, Any], audit_seconds: float | None) -> None:
-    """A `pipeline.call_observers` hook: one finished tool call."""
+    """A `server.call_observers` hook: one finished tool call."""
     server = str(record.get("server", ""))
     tool = _tool_label(server, str(record.get("tool", "")))
     _child(TOOL_CALLS, server, tool, str(record.get("outcome", "error")), record.get("error_class") or "").inc()
@@ -129,8 +128,8 @@ def install(servers: Iterable[SuiteServer]) -> None:
     """Start counting calls of these servers (idempotent)."""
     for server in servers:
         _servers[server.name] = server
-    if observe_call not in pipeline.call_observers:
-        pipeline.call_observers.append(observe_call)
+        if observe_call not in server.call_observers:
+            server.call_observers.append(observe_call)
 
 
 def render() -> tuple[bytes, str]:

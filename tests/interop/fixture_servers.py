@@ -10,6 +10,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from shared.policy import RETRY, Policy
 from shared.resilience.limits import Rate
 from shared.server import SuiteServer
 
@@ -27,7 +28,7 @@ async def _create_table(app: SuiteServer) -> None:
 notes.startup_hooks.append(_create_table)
 
 
-@notes.tool(scopes={"notes:write"}, timeout=5.0)
+@notes.tool(Policy(scopes={"notes:write"}, timeout=5.0))
 async def add_note(text: Annotated[str, Field(max_length=200)]) -> dict[str, int]:
     """Store a note; returns its id."""
     async with notes.db.acquire() as conn:
@@ -35,14 +36,14 @@ async def add_note(text: Annotated[str, Field(max_length=200)]) -> dict[str, int
     return {"id": note_id}
 
 
-@notes.tool(scopes={"notes:read"}, read_only=True, timeout=5.0, rate=Rate(5, per=60.0))
+@notes.tool(Policy(scopes={"notes:read"}, read_only=True, timeout=5.0, rate=Rate(5, per=60.0), retry=RETRY))
 async def count_notes() -> dict[str, int]:
     """How many notes there are (limited to 5 calls per second per caller)."""
     async with notes.db.acquire() as conn:
         return {"count": await conn.fetchval("SELECT count(*) FROM test_notes")}
 
 
-@notes.tool(scopes={"notes:read"}, read_only=True, timeout=5.0)
+@notes.tool(Policy(scopes={"notes:read"}, read_only=True, timeout=5.0, retry=RETRY))
 async def echo(text: Annotated[str, Field(max_length=1000)]) -> str:
     """Return the text unchanged."""
     return text
