@@ -9,17 +9,7 @@ import pytest
 from shared.errors import DeadlineExceeded, InvalidInput, NotFound, RateLimited, Unavailable
 from shared.resilience.breaker import BreakerPolicy, CircuitBreaker, counts_as_failure
 from shared.resilience.deadline import deadline_at, deadline_expired, deadline_in
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.support.clock import FakeClock
 
 
 class Boom(Exception):

@@ -35,6 +35,7 @@ from shared.resilience.breaker import BreakerPolicy, CircuitBreaker
 from shared.resilience.limits import Rate
 from shared.server import SuiteServer
 from shared.tool import ToolPolicy, guard_tool
+from tests.support.clock import FakeClock
 
 CALLER = Principal("hang-tester", frozenset({"hang:read"}), "test")
 POLICY = BreakerPolicy(window_seconds=30, failure_rate=0.5, minimum_calls=4, open_seconds=5, half_open_calls=1)
@@ -57,17 +58,6 @@ async def count_rows() -> int:
     async with app.db.acquire() as conn:
         await conn.fetchval("SELECT nextval('hang_hits')")
         return await conn.fetchval("SELECT count(*) FROM hang_target")
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from mcp_suite import tokens_cli
 from shared.auth import jwt as tokens_jwt
 from shared.auth import tokens
+from tests.support.clock import FakeClock
 
 
 @pytest.fixture
@@ -45,14 +46,6 @@ async def test_tokens_are_stored_hashed_and_verify_to_their_principal_and_scopes
     finally:
         await verifier.close()
     assert not await tokens.revoke_token(conn, "tok_missing")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def test_expiry_is_enforced_and_the_cache_is_bounded_in_time(conn, database_url):

@@ -20,6 +20,7 @@ from shared.policy import RETRY, Policy
 from shared.resilience.breaker import BreakerPolicy, CircuitBreaker
 from shared.resilience.limits import Rate
 from shared.server import SuiteServer
+from tests.support.clock import FakeClock
 
 CALLER = Principal("ops", frozenset({"faults:read", "faults:write"}), "test")
 
@@ -63,17 +64,6 @@ async def slow_read() -> str:
     async with app.db.acquire() as conn:
         await conn.execute("SELECT pg_sleep(3600) /* slow_read */")
     return "finished"
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 async def test_lost_connection_is_retried_for_read_only_tools(connect):
