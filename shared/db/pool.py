@@ -1,4 +1,4 @@
-"""One asyncpg pool per process, opened in the server lifespan and guarded by the database breaker.
+"""One asyncpg pool per server (`serve all` hosts several), opened in its lifespan, guarded by its breaker.
 
 Every connection has the pgvector codec and a `command_timeout` (measured: without it a blackholed
 connection hangs each call for minutes, and `asyncio.wait_for` cannot help because asyncpg's own
