@@ -17,11 +17,6 @@ caller's access rules.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import json
 import re
 from datetime import datetime
 from functools import lru_cache
@@ -31,6 +26,7 @@ from zoneinfo import available_timezones
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from shared.cursors import open_cursor, sign_cursor
 from shared.errors import InvalidInput
 
 MAX_VERSION = 2_147_483_647  # the column is a PostgreSQL integer
@@ -204,37 +200,16 @@ BAD_CURSOR = "cursor is not valid for this search; pass next_cursor back exactly
              "query and locale, or leave it out to start again"
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
-
-
-def _cursor_mac(key: bytes, binding: str, payload: bytes) -> bytes:
-    message = binding.encode("utf-8", "surrogatepass") + b"\x00" + payload
-    return hmac.new(key, message, hashlib.sha256).digest()[:16]
-
-
 def encode_cursor(key: bytes, binding: str, created_at: datetime, profile_id: UUID) -> str:
     """An opaque position after (created_at, id), valid only for the same `binding` (caller + search)."""
-    payload = json.dumps([1, created_at.isoformat(), str(profile_id)], separators=(",", ":")).encode()
-    return f"{_b64(payload)}.{_b64(_cursor_mac(key, binding, payload))}"
+    return sign_cursor(key, binding, [1, created_at.isoformat(), str(profile_id)])
 
 
 def decode_cursor(key: bytes, binding: str, cursor: str) -> tuple[datetime, UUID]:
     """The position in a cursor this server issued for `binding`; anything else is `InvalidInput`."""
-    body, dot, tag = cursor.partition(".")
+    payload = open_cursor(key, binding, cursor, BAD_CURSOR)
     try:
-        payload, mac = _unb64(body), _unb64(tag)
-    except (binascii.Error, ValueError):
-        raise InvalidInput(BAD_CURSOR) from None
-    canonical = _b64(payload) == body and _b64(mac) == tag  # one spelling per cursor: no spare bits to edit
-    if not dot or not canonical or not hmac.compare_digest(mac, _cursor_mac(key, binding, payload)):
-        raise InvalidInput(BAD_CURSOR)
-    try:
-        version, created_at, profile_id = json.loads(payload)
+        version, created_at, profile_id = payload
         position = datetime.fromisoformat(created_at), UUID(profile_id)
     except (ValueError, TypeError):
         raise InvalidInput(BAD_CURSOR) from None

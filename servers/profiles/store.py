@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -19,7 +19,7 @@ import asyncpg
 from pydantic import ValidationError
 
 from servers.profiles.models import NewProfile, Preferences, Profile
-from shared.errors import Conflict, InvalidInput
+from shared.db.errors import translate_errors
 
 log = logging.getLogger(__name__)
 
@@ -34,20 +34,10 @@ _UNIQUE_MESSAGES = {
 }
 
 
-@contextmanager
-def translated_errors() -> Iterator[None]:
+def translated_errors() -> AbstractContextManager[None]:
     """Turn the database's refusals of a value into failures a client may see."""
-    try:
-        yield
-    except asyncpg.UniqueViolationError as exc:
-        message = _UNIQUE_MESSAGES.get(exc.constraint_name or "", "a profile with these details already exists")
-        raise Conflict(message) from None
-    except (asyncpg.CheckViolationError, asyncpg.NotNullViolationError) as exc:
-        log.warning("profiles: a value passed validation but not a table constraint (%s)", exc.constraint_name)
-        raise InvalidInput("a value breaks a profile rule; check the field formats in the tool description") from None
-    except (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError,
-            asyncpg.StringDataRightTruncationError):
-        raise InvalidInput("a value contains text that cannot be stored") from None
+    return translate_errors(_UNIQUE_MESSAGES, conflict="a profile with these details already exists",
+                            invalid="a value breaks a profile rule; check the field formats in the tool description")
 
 
 def to_profile(row: Mapping[str, Any]) -> Profile:
