@@ -16,7 +16,7 @@ import asyncio
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from shared.server import SuiteServer
@@ -79,10 +79,9 @@ def serve_stdio(server: SuiteServer, *, grace_s: float = GRACE_S) -> int:
         _shut_down(loop, session, started, finished, grace_s)
         if terminal:
             print("stopped", file=sys.stderr, flush=True)
-        if not finished.is_set():  # blocked on stdin for good
-            _exit_now(code)
-        loop.close()
-        return code
+        # The session's resources are closed (or the grace is spent). Exit now: the interpreter's own
+        # teardown would wait on worker threads, and one may be blocked on stdin for good.
+        _exit_now(code)
     finally:
         signal.signal(signal.SIGTERM, previous)
     loop.close()
@@ -103,7 +102,7 @@ def _shut_down(loop: asyncio.AbstractEventLoop, session: list[asyncio.Task[None]
         pass
 
 
-def _exit_now(code: int) -> None:
+def _exit_now(code: int) -> NoReturn:
     """Exit without the interpreter's teardown, which would trip over the loop still blocked on stdin
     (its finaliser prints "Exception ignored in BaseEventLoop.__del__"). The exit handlers still run:
     `atexit._run_exitfuncs` is CPython's own call for that, and the embedded database needs them."""
