@@ -76,6 +76,7 @@ def serve_stdio(server: SuiteServer, *, grace_s: float = GRACE_S) -> int:
             pass
     except (KeyboardInterrupt, _Stop) as exc:
         code = INTERRUPTED if isinstance(exc, KeyboardInterrupt) else TERMINATED
+        _watchdog(code, 2 * grace_s + 5)  # whatever hangs below, the process ends
         _shut_down(loop, session, started, finished, grace_s)
         if terminal:
             print("stopped", file=sys.stderr, flush=True)
@@ -100,6 +101,15 @@ def _shut_down(loop: asyncio.AbstractEventLoop, session: list[asyncio.Task[None]
         finished.wait(grace_s)  # the lifespan closes the pool and the audit log; stdin's reader never ends
     except (KeyboardInterrupt, _Stop):
         pass
+
+
+def _watchdog(code: int, seconds: float) -> None:
+    """A daemon timer that ends the process after `seconds`, even if a close or an exit handler hangs."""
+    import os
+
+    timer = threading.Timer(seconds, os._exit, (code,))
+    timer.daemon = True
+    timer.start()
 
 
 def _exit_now(code: int) -> NoReturn:
