@@ -265,8 +265,11 @@ def test_stdio_serve_in_a_terminal_says_it_waits_and_ctrl_c_ends_it(home: Path, 
     env = {**os.environ, "MCP_SUITE_HOME": str(home), "DATABASE_URL": database_url}
     env.pop("XDG_RUNTIME_DIR", None)
     terminal, other_end = pty.openpty()
+    # A terminal's Ctrl-C: the child gets the default SIGINT disposition even when this test runs as a
+    # background job (which inherits SIGINT ignored, and Python then installs no KeyboardInterrupt).
     proc = subprocess.Popen([sys.executable, "-m", "mcp_suite.cli", "serve", "profiles"], stdin=other_end,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         told = _read_until(proc.stderr.fileno(), b"Ctrl-C")  # type: ignore[union-attr]
         assert b"waiting for an MCP client" in told, told
