@@ -52,6 +52,7 @@ class Call:
     audited: bool = True
     protocol_version: str | None = None
     dispatch: Callable[[], Awaitable[Any]] | None = None  # into the SDK: argument validation, then the tool
+    arguments_digest: str | None = None  # keyed hash of the full arguments, computed once per call
 
 
 _current_call: contextvars.ContextVar[Call | None] = contextvars.ContextVar("mcp_suite_call", default=None)

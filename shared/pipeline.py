@@ -280,13 +280,19 @@ class ToolCallPipeline:
             outcome="started" if phase == "intent" else ("error" if failure else "ok"),
             error_class=failure.error_class if failure else None,
             arguments=storable(args),
-            arguments_hmac=audit.digest(call.arguments),  # of the full arguments
+            arguments_hmac=self._digest(call),  # of the full arguments
         )
         if phase != "intent":
             record["latency_ms"] = round((time.perf_counter() - call.started) * 1000, 3)
         if result_bytes is not None:
             record["result_bytes"] = result_bytes
         return record
+
+    def _digest(self, call: Call) -> str:
+        """The keyed hash of the call's full arguments, once per call (intent and outcome share it)."""
+        if call.arguments_digest is None:
+            call.arguments_digest = self.server.audit.digest(call.arguments)
+        return call.arguments_digest
 
     async def audit_refusal(self, call: Call, failure: ToolFailure, **extra: Any) -> ToolFailure | None:
         """Record a call refused before the pipeline (the HTTP gate's 401/403), within the caller's

@@ -219,3 +219,33 @@ def test_a_port_in_use_is_one_clear_line_and_a_non_zero_exit(tmp_path):
     assert "choose another --port" in errors[-1]["msg"]
     assert not any(e.get("event") == "started" for e in errors)
     assert "Traceback" not in done.stderr
+
+
+async def _anonymous_refusals(site) -> tuple[int, int]:
+    """(refusals recorded one by one, refusals counted in summary records) of the principal `anonymous`."""
+    rows = await site.conn.fetch("SELECT phase, body FROM audit_log WHERE principal = 'anonymous'")
+    singles = sum(1 for row in rows if row["phase"] == "result")
+    summed = sum(json.loads(row["body"])["arguments"]["suppressed_refusals"] for row in rows
+                 if row["phase"] == "summary")
+    return singles, summed
+
+
+async def test_an_unauthenticated_flood_cannot_flood_the_audit_log(site):
+    """Every unauthenticated refusal is accounted for, but only the refusal budget's worth one by one."""
+    before = await _anonymous_refusals(site)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with httpx.AsyncClient(timeout=20) as client:
+        for i in range(40):
+            answer = await client.post(f"{site.base}/notes/mcp", json={
+                "jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "add_note", "arguments": {}}})
+            assert answer.status_code == 401
+    elapsed = loop.time() - started
+    for _ in range(200):  # until the summary record of the suppressed ones is written
+        after = await _anonymous_refusals(site)
+        if sum(after) - sum(before) == 40:
+            break
+        await asyncio.sleep(0.05)
+    singles = after[0] - before[0]
+    assert sum(after) - sum(before) == 40
+    assert singles <= 10 + 10 * elapsed + 1  # the budget's burst plus what drained meanwhile

@@ -36,7 +36,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth.tokens import REASONS, parse_scopes
-from shared.errors import PermissionDenied, RateLimited, ToolFailure
+from shared.errors import PermissionDenied, ToolFailure
 from shared.http import metrics
 from shared.http.auth import (
     DEFAULT_ANONYMOUS_SCOPES,
@@ -49,7 +49,6 @@ from shared.http.json_logs import JsonFormatter, configure_json_logging
 from shared.identity import Call, Principal
 from shared.jsonrpc_guard import check
 from shared.pipeline import refusal, transport_of_path
-from shared.resilience.limits import Rate, RateLimiter
 from shared.server import SuiteServer
 
 log = logging.getLogger("mcp_suite.http")
@@ -57,7 +56,6 @@ __all__ = ["HttpConfig", "HostOriginGuard", "JsonFormatter", "RequestLog", "Serv
 
 LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
 LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
-UNAUTHENTICATED_AUDIT_RATE = Rate(20, per=1.0)  # bounds the durable writes an anonymous flood can cause
 UNREAD = "-"  # the tool of a refused request whose body was never read
 
 
@@ -237,7 +235,6 @@ class ServerGate:
         self.config = config
         self.metadata_url = str(build_resource_metadata_url(auth.resource_server_url))  # type: ignore[arg-type]
         self.app = app
-        self.anonymous_audit = RateLimiter(max_keys=1)
         self.anonymous = anonymous_principal(config.anonymous_scopes) if config.allow_anonymous else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -326,15 +323,11 @@ class ServerGate:
                      failure: ToolFailure, status: int) -> None:
         """Record a refused call like any other call (same record shape, same request id).
 
-        A caller with no valid token gets no arguments stored and shares a small audit budget, so an
-        anonymous flood cannot turn into unbounded durable writes; a failed write is logged, and the
-        refusal stands either way.
+        A caller with no valid token gets no arguments stored and is one principal, `anonymous`, for the
+        refusal budget (`shared/audit/refusals.py`), so an anonymous flood causes a few durable writes a
+        second; a failed write is logged, and the refusal stands either way.
         """
         if principal is None:
-            try:
-                await self.anonymous_audit.check(("anonymous",), UNAUTHENTICATED_AUDIT_RATE)
-            except RateLimited:
-                return
             principal, arguments = Principal("anonymous", frozenset(), "none"), {}
         call = Call(server=self.server.name, tool=name, principal=principal,
                     transport=transport_of_path(scope["path"]), request_id=_state(scope)["request_id"],
