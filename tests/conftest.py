@@ -1,7 +1,8 @@
 """Shared fixtures: a real embedded PostgreSQL 18 + pgvector, migrated, and real MCP sessions.
 
 One server per test session (started in ~1 s); `make_database` hands out fresh migrated databases for
-tests that need isolation (audit chains, tamper tests).
+tests that need isolation (audit chains, tamper tests); `db_connection` opens a connection to either
+that always closes (tests/support/db.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from mcp.client import Client
 from shared.config import Settings
 from shared.db import embedded as embedded_db
 from shared.identity import Principal
+from tests.support.db import open_connection
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -50,11 +52,8 @@ def make_database(pg_server) -> Callable[[], AbstractAsyncContextManager[str]]:
     @asynccontextmanager
     async def create() -> AsyncIterator[str]:
         name = f"t_{os.getpid()}_{next(_counter)}"
-        admin = await asyncpg.connect(_url_for(pg_server, "postgres"))
-        try:
+        async with open_connection(_url_for(pg_server, "postgres")) as admin:
             await admin.execute(f"CREATE DATABASE {name}")
-        finally:
-            await admin.close()
         url = _url_for(pg_server, name)
         from shared.db.migrate import prepare_database
 
@@ -68,6 +67,21 @@ def make_database(pg_server) -> Callable[[], AbstractAsyncContextManager[str]]:
 async def database_url(make_database) -> AsyncIterator[str]:
     async with make_database() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def db_connection(database_url) -> Callable[..., AbstractAsyncContextManager[asyncpg.Connection]]:
+    """`async with db_connection() as conn:` — a connection to the session's database, closed when the block ends.
+
+    `db_connection(url)` opens another database (one from `make_database`, say); keyword arguments go to
+    `asyncpg.connect`. Session-scoped, so module fixtures can use it too. Built on
+    `tests.support.db.open_connection`, which module-level helpers (that cannot take fixtures) use directly.
+    """
+
+    def open_one(url: str | None = None, **options: object) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        return open_connection(url or database_url, **options)
+
+    return open_one
 
 
 def test_settings(url: str, **overrides: object) -> Settings:

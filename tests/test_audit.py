@@ -18,6 +18,7 @@ import pytest
 from shared.audit.chain import GENESIS, canonical, chain_hash, verify
 from shared.audit.log import AuditLog
 from shared.errors import Unavailable
+from tests.support.db import open_connection
 
 
 def sample(audit: AuditLog, i: int, **extra: object) -> dict[str, object]:
@@ -37,21 +38,15 @@ async def filled(make_database):
 
 
 async def tamper(url: str, sql: str, *args: object) -> None:
-    conn = await asyncpg.connect(url)
-    try:
+    async with open_connection(url) as conn:
         await conn.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_rewrite")
         await conn.execute(sql, *args)
         await conn.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_rewrite")
-    finally:
-        await conn.close()
 
 
 async def check(url: str):
-    conn = await asyncpg.connect(url)
-    try:
+    async with open_connection(url) as conn:
         return await verify(conn)
-    finally:
-        await conn.close()
 
 
 async def test_concurrent_appends_get_gap_free_sequence_and_group_commit(filled):
@@ -71,16 +66,13 @@ async def test_group_commit_batches_concurrent_records(make_database):
     assert writes < 300  # several records shared a commit
 
 
-async def test_rows_cannot_be_rewritten_without_disabling_the_guard(filled):
+async def test_rows_cannot_be_rewritten_without_disabling_the_guard(filled, db_connection):
     url, _ = filled
-    conn = await asyncpg.connect(url)
-    try:
+    async with db_connection(url) as conn:
         with pytest.raises(asyncpg.RaiseError):
             await conn.execute("UPDATE audit_log SET principal = 'x' WHERE seq = 5")
         with pytest.raises(asyncpg.RaiseError):
             await conn.execute("DELETE FROM audit_log WHERE seq = 5")
-    finally:
-        await conn.close()
 
 
 async def test_edited_body_is_named(filled):
@@ -144,11 +136,8 @@ def audit_cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def fetch(url: str, sql: str, *args: object) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(url)
-    try:
+    async with open_connection(url) as conn:
         return await conn.fetch(sql, *args)
-    finally:
-        await conn.close()
 
 
 TABLE_HEADER = ["seq", "ts", "server", "tool", "principal", "phase", "outcome", "error_class", "latency_ms"]
@@ -318,25 +307,21 @@ def as_role(url: str, role: str) -> str:
     return urlunsplit((parts.scheme, f"{role}@{parts.netloc.rpartition('@')[2]}", parts.path, parts.query, ""))
 
 
-async def test_unavailable_audit_store_refuses(make_database):
+async def test_unavailable_audit_store_refuses(make_database, db_connection):
     """A writer whose role loses the right to append refuses (nothing is half-written), then recovers.
 
     The writer connects as an ordinary role made here: a superuser ignores REVOKE, so revoking from
     the test's own (superuser) connection would prove nothing.
     """
     role = f"audit_writer_{os.getpid()}"
-    async with make_database() as url:
-        admin = await asyncpg.connect(url)
+    async with make_database() as url, db_connection(url) as admin:
         await admin.execute(f"DROP ROLE IF EXISTS {role}")
         await admin.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER")
         try:
             await admin.execute(f"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {role}")
             await admin.execute(f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {role}")
-            probe = await asyncpg.connect(as_role(url, role))
-            try:
+            async with db_connection(as_role(url, role)) as probe:
                 assert await probe.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user") is False
-            finally:
-                await probe.close()
             audit = AuditLog(as_role(url, role))
             await audit.start()
             first = await audit.append(sample(audit, 1))
@@ -353,4 +338,3 @@ async def test_unavailable_audit_store_refuses(make_database):
         finally:
             await admin.execute(f"DROP OWNED BY {role}")
             await admin.execute(f"DROP ROLE {role}")
-            await admin.close()

@@ -29,6 +29,7 @@ from shared.db.migrate import APP_ROLE, app_database_url
 from shared.errors import Unavailable
 from shared.identity import Principal
 from shared.keys import KeyRing, load_keys
+from tests.support.db import open_connection
 
 USER = frozenset({"profiles:read", "profiles:write", "profiles:admin"})
 KEYS = KeyRing(b"k" * 64, "test")
@@ -44,19 +45,13 @@ def email() -> str:
 
 
 async def rows(url: str, sql: str, *args: object) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(url)
-    try:
+    async with open_connection(url) as conn:
         return await conn.fetch(sql, *args)
-    finally:
-        await conn.close()
 
 
 async def check(url: str, **options: object):
-    conn = await asyncpg.connect(url)
-    try:
+    async with open_connection(url) as conn:
         return await verify(conn, **options)  # type: ignore[arg-type]
-    finally:
-        await conn.close()
 
 
 def sample(audit: AuditLog, i: int, **extra: object) -> dict[str, object]:
@@ -134,48 +129,47 @@ async def profile_state(url: str) -> list[tuple]:
     return [tuple(r) for r in await rows(url, "SELECT id, version, display_name, deleted_at FROM profiles ORDER BY id")]
 
 
-async def test_with_the_audit_store_failing_no_state_changing_tool_changes_anything(connect, make_database):
+async def test_with_the_audit_store_failing_no_state_changing_tool_changes_anything(connect, make_database,
+                                                                                    db_connection):
     async with make_database() as url, connect(profiles, principal=who("nofx"), url=url) as client:
         live = (await client.call_tool("create_profile", {"display_name": "A", "email": email()})).structured_content
         before = await profile_state(url)
-        admin = await asyncpg.connect(url)
-        try:
-            # Fault injection: the app role loses the right to append (as if the audit store failed).
-            await admin.execute(f"REVOKE EXECUTE ON FUNCTION audit_append(text[], bigint, bytea) FROM {APP_ROLE}")
-            calls = [
-                ("create_profile", {"display_name": "B", "email": email()}),
-                ("update_profile", {"profile_id": live["id"], "expected_version": live["version"],
-                                    "display_name": "changed"}),
-                ("delete_profile", {"profile_id": live["id"], "expected_version": live["version"]}),
-                ("restore_profile", {"profile_id": live["id"]}),
-            ]
-            for name, arguments in calls:
-                result = await client.call_tool(name, arguments)
-                assert result.is_error and result.content[0].text.startswith("unavailable: "), (name, result)
-            assert await profile_state(url) == before
-        finally:
-            await admin.execute(f"GRANT EXECUTE ON FUNCTION audit_append(text[], bigint, bytea) TO {APP_ROLE}")
-            await admin.close()
+        async with db_connection(url) as admin:
+            try:
+                # Fault injection: the app role loses the right to append (as if the audit store failed).
+                await admin.execute(f"REVOKE EXECUTE ON FUNCTION audit_append(text[], bigint, bytea) FROM {APP_ROLE}")
+                calls = [
+                    ("create_profile", {"display_name": "B", "email": email()}),
+                    ("update_profile", {"profile_id": live["id"], "expected_version": live["version"],
+                                        "display_name": "changed"}),
+                    ("delete_profile", {"profile_id": live["id"], "expected_version": live["version"]}),
+                    ("restore_profile", {"profile_id": live["id"]}),
+                ]
+                for name, arguments in calls:
+                    result = await client.call_tool(name, arguments)
+                    assert result.is_error and result.content[0].text.startswith("unavailable: "), (name, result)
+                assert await profile_state(url) == before
+            finally:
+                await admin.execute(f"GRANT EXECUTE ON FUNCTION audit_append(text[], bigint, bytea) TO {APP_ROLE}")
 
 
-async def test_with_the_audit_store_failing_search_writes_change_nothing(connect, make_database):
+async def test_with_the_audit_store_failing_search_writes_change_nothing(connect, make_database, db_connection):
     from servers.search.tools import app as search
 
     writer = Principal(f"w-{uuid.uuid4().hex[:8]}", frozenset({"search:read", "search:write"}), "test")
     async with make_database() as url, connect(search, principal=writer, url=url) as client:
         tables = "SELECT (SELECT count(*) FROM search_documents), (SELECT count(*) FROM search_chunks)"
         before = tuple((await rows(url, tables))[0])
-        admin = await asyncpg.connect(url)
-        try:
-            await admin.execute(f"REVOKE EXECUTE ON FUNCTION audit_append(text[], bigint, bytea) FROM {APP_ROLE}")
-            for name, arguments in [("ingest", {"content": "a new document", "document_id": "d1"}),
-                                    ("delete_document", {"document_id": "d1"})]:
-                result = await client.call_tool(name, arguments)
-                assert result.is_error and result.content[0].text.startswith("unavailable: "), (name, result)
-            assert tuple((await rows(url, tables))[0]) == before
-        finally:
-            await admin.execute(f"GRANT EXECUTE ON FUNCTION audit_append(text[], bigint, bytea) TO {APP_ROLE}")
-            await admin.close()
+        async with db_connection(url) as admin:
+            try:
+                await admin.execute(f"REVOKE EXECUTE ON FUNCTION audit_append(text[], bigint, bytea) FROM {APP_ROLE}")
+                for name, arguments in [("ingest", {"content": "a new document", "document_id": "d1"}),
+                                        ("delete_document", {"document_id": "d1"})]:
+                    result = await client.call_tool(name, arguments)
+                    assert result.is_error and result.content[0].text.startswith("unavailable: "), (name, result)
+                assert tuple((await rows(url, tables))[0]) == before
+            finally:
+                await admin.execute(f"GRANT EXECUTE ON FUNCTION audit_append(text[], bigint, bytea) TO {APP_ROLE}")
 
 
 def test_every_shipped_tool_that_changes_state_is_declared_so():
@@ -189,24 +183,23 @@ def test_every_shipped_tool_that_changes_state_is_declared_so():
 
 # --- 3. cancellation and hang-ups ----------------------------------------------------------------------
 
-async def test_waiters_behind_a_cancelled_caller_complete_and_its_record_is_written(make_database):
+async def test_waiters_behind_a_cancelled_caller_complete_and_its_record_is_written(make_database, db_connection):
     async with make_database() as url:
         audit = AuditLog(app_database_url(url), keys=KEYS)
         await audit.start()
-        holder = await asyncpg.connect(url)
         try:
-            # Another replica's writer holds the head while these callers queue up.
-            tx = holder.transaction()
-            await tx.start()
-            await holder.execute("SELECT * FROM audit_head FOR UPDATE")
-            callers = [asyncio.create_task(audit.append(sample(audit, i))) for i in range(6)]
-            await _until_async(lambda: _waiting_on_locks(url), 1)
-            callers[0].cancel()  # the first caller (the old design's leader) hangs up
-            callers[3].cancel()
-            await tx.rollback()
-            done = await asyncio.gather(*callers, return_exceptions=True)
+            async with db_connection(url) as holder:
+                # Another replica's writer holds the head while these callers queue up.
+                tx = holder.transaction()
+                await tx.start()
+                await holder.execute("SELECT * FROM audit_head FOR UPDATE")
+                callers = [asyncio.create_task(audit.append(sample(audit, i))) for i in range(6)]
+                await _until_async(lambda: _waiting_on_locks(url), 1)
+                callers[0].cancel()  # the first caller (the old design's leader) hangs up
+                callers[3].cancel()
+                await tx.rollback()
+                done = await asyncio.gather(*callers, return_exceptions=True)
         finally:
-            await holder.close()
             await audit.close()
         assert isinstance(done[0], asyncio.CancelledError) and isinstance(done[3], asyncio.CancelledError)
         assert sorted(s for s in done if isinstance(s, int)) == sorted(done[i] for i in (1, 2, 4, 5))
@@ -214,20 +207,19 @@ async def test_waiters_behind_a_cancelled_caller_complete_and_its_record_is_writ
         assert ids == {f"r{i}" for i in range(6)}  # the cancelled callers' records were written too
 
 
-async def test_hang_up_while_the_head_is_locked_leaves_no_unrecorded_change(connect, make_database):
+async def test_hang_up_while_the_head_is_locked_leaves_no_unrecorded_change(connect, make_database, db_connection):
     async with make_database() as url, connect(profiles, principal=who("hangup"), url=url) as client:
         profile = (await client.call_tool("create_profile", {"display_name": "H", "email": email()})).structured_content
-        holder = await asyncpg.connect(url)
-        tx = holder.transaction()
-        await tx.start()
-        await holder.execute("SELECT * FROM audit_head FOR UPDATE")
-        call = asyncio.create_task(client.call_tool("update_profile", {
-            "profile_id": profile["id"], "expected_version": profile["version"], "display_name": "after"}))
-        await _until_async(lambda: _waiting_on_locks(url), 1)  # the intent's write is blocked on the head
-        call.cancel()  # the client hangs up while the intent's write waits for the head
-        await _until(lambda: any(r.get("error_class") == "cancelled" for r, _, _ in profiles.audit._pending))
-        await tx.rollback()
-        await holder.close()
+        async with db_connection(url) as holder:
+            tx = holder.transaction()
+            await tx.start()
+            await holder.execute("SELECT * FROM audit_head FOR UPDATE")
+            call = asyncio.create_task(client.call_tool("update_profile", {
+                "profile_id": profile["id"], "expected_version": profile["version"], "display_name": "after"}))
+            await _until_async(lambda: _waiting_on_locks(url), 1)  # the intent's write is blocked on the head
+            call.cancel()  # the client hangs up while the intent's write waits for the head
+            await _until(lambda: any(r.get("error_class") == "cancelled" for r, _, _ in profiles.audit._pending))
+            await tx.rollback()
         outcome = await asyncio.gather(call, return_exceptions=True)
         await _until_async(lambda: _count(url, "update_profile"), 2)
         records = await rows(url, "SELECT phase, outcome, error_class FROM audit_log "
@@ -287,26 +279,25 @@ async def test_a_principal_without_scopes_cannot_flood_the_audit_log(connect, ma
         assert len(singles) + sum(summaries) == 60  # every refusal is accounted for
 
 
-async def test_one_principal_cannot_exhaust_the_queue_for_others(make_database, monkeypatch):
+async def test_one_principal_cannot_exhaust_the_queue_for_others(make_database, monkeypatch, db_connection):
     monkeypatch.setattr(audit_module, "MAX_PENDING_PER_PRINCIPAL", 20)
     async with make_database() as url:
         audit = AuditLog(app_database_url(url), keys=KEYS)
         await audit.start()
-        holder = await asyncpg.connect(url)
-        tx = holder.transaction()
-        await tx.start()
-        await holder.execute("SELECT * FROM audit_head FOR UPDATE")
         try:
-            flood = [asyncio.create_task(audit.append(sample(audit, i, principal="flooder"))) for i in range(20)]
-            await asyncio.sleep(0)
-            with pytest.raises(Unavailable, match="too many of this caller"):
-                await audit.append(sample(audit, 21, principal="flooder"))
-            other = asyncio.create_task(audit.append(sample(audit, 22, principal="someone-else")))
-            await tx.rollback()
-            assert isinstance(await other, int)
-            assert all(isinstance(s, int) for s in await asyncio.gather(*flood))
+            async with db_connection(url) as holder:
+                tx = holder.transaction()
+                await tx.start()
+                await holder.execute("SELECT * FROM audit_head FOR UPDATE")
+                flood = [asyncio.create_task(audit.append(sample(audit, i, principal="flooder"))) for i in range(20)]
+                await asyncio.sleep(0)
+                with pytest.raises(Unavailable, match="too many of this caller"):
+                    await audit.append(sample(audit, 21, principal="flooder"))
+                other = asyncio.create_task(audit.append(sample(audit, 22, principal="someone-else")))
+                await tx.rollback()
+                assert isinstance(await other, int)
+                assert all(isinstance(s, int) for s in await asyncio.gather(*flood))
         finally:
-            await holder.close()
             await audit.close()
 
 
@@ -339,22 +330,18 @@ APP_ROLE_ATTACKS = [
 
 
 @pytest.mark.parametrize("attack", APP_ROLE_ATTACKS)
-async def test_the_app_role_cannot_rewrite_the_audit_log(sealed_log, attack):
-    conn = await asyncpg.connect(app_database_url(sealed_log))
-    try:
+async def test_the_app_role_cannot_rewrite_the_audit_log(sealed_log, attack, db_connection):
+    async with db_connection(app_database_url(sealed_log)) as conn:
         assert await conn.fetchval("SELECT current_user") == APP_ROLE
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.execute(attack)
-    finally:
-        await conn.close()
     assert (await check(sealed_log, seal_key=SEAL_KEY)).ok
 
 
 async def rewrite_as_superuser(url: str, seq: int, new_principal: str) -> None:
     """What an attacker with the database's superuser but without the key can do: edit a record and
     recompute every hash after it, and the head, so the unkeyed chain checks out again."""
-    conn = await asyncpg.connect(url)
-    try:
+    async with open_connection(url) as conn:
         await conn.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_rewrite")
         await conn.execute("ALTER TABLE audit_head DISABLE TRIGGER audit_head_only_forward")
         records = await conn.fetch("SELECT seq, body, prev_hash FROM audit_log WHERE seq >= $1 ORDER BY seq", seq)
@@ -370,8 +357,6 @@ async def rewrite_as_superuser(url: str, seq: int, new_principal: str) -> None:
                                "WHERE seq = $1", row["seq"], body, json.loads(body)["principal"], prev, digest)
             prev = digest
         await conn.execute("UPDATE audit_head SET hash = $1", prev)
-    finally:
-        await conn.close()
 
 
 async def test_a_superuser_rewrite_passes_the_unkeyed_chain_but_not_the_seals(sealed_log):
@@ -381,22 +366,18 @@ async def test_a_superuser_rewrite_passes_the_unkeyed_chain_but_not_the_seals(se
     assert not result.ok and "seal" in result.problem and result.first_bad_seq >= 5
 
 
-async def test_deleting_the_seals_too_is_reported_once_the_grace_period_has_passed(sealed_log):
+async def test_deleting_the_seals_too_is_reported_once_the_grace_period_has_passed(sealed_log, db_connection):
     await rewrite_as_superuser(sealed_log, 5, "innocent")
-    conn = await asyncpg.connect(sealed_log)
-    try:
+    async with db_connection(sealed_log) as conn:
         await conn.execute("ALTER TABLE audit_seal DISABLE TRIGGER audit_seal_no_rewrite")
         await conn.execute("DELETE FROM audit_seal")
-    finally:
-        await conn.close()
     later = datetime.now(UTC) + timedelta(minutes=5)  # a fake clock: verify run five minutes later
     result = await check(sealed_log, seal_key=SEAL_KEY, now=later)
     assert not result.ok and "no seal" in result.problem
 
 
-async def test_truncating_the_tail_is_caught_against_a_checkpoint(sealed_log):
-    conn = await asyncpg.connect(sealed_log)
-    try:
+async def test_truncating_the_tail_is_caught_against_a_checkpoint(sealed_log, db_connection):
+    async with db_connection(sealed_log) as conn:
         checkpoint = await make_checkpoint(conn, SEAL_KEY)
         await conn.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_rewrite")
         await conn.execute("ALTER TABLE audit_seal DISABLE TRIGGER audit_seal_no_rewrite")
@@ -405,8 +386,6 @@ async def test_truncating_the_tail_is_caught_against_a_checkpoint(sealed_log):
         await conn.execute("DELETE FROM audit_seal WHERE seq > 50")
         last = await conn.fetchval("SELECT hash FROM audit_log WHERE seq = 50")
         await conn.execute("UPDATE audit_head SET seq = 50, hash = $1", last)
-    finally:
-        await conn.close()
     assert checkpoint.seq == 60
     assert (await check(sealed_log, seal_key=SEAL_KEY)).ok  # truncation to a seal: only a checkpoint sees it
     result = await check(sealed_log, seal_key=SEAL_KEY, checkpoint=checkpoint)
@@ -414,39 +393,30 @@ async def test_truncating_the_tail_is_caught_against_a_checkpoint(sealed_log):
 
 
 @pytest.mark.parametrize(("column", "value"), [("latency_ms", 99.0), ("result_bytes", 1)])
-async def test_verify_compares_every_stored_column(sealed_log, column, value):
-    conn = await asyncpg.connect(sealed_log)
-    try:
+async def test_verify_compares_every_stored_column(sealed_log, column, value, db_connection):
+    async with db_connection(sealed_log) as conn:
         await conn.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_rewrite")
         await conn.execute(f"UPDATE audit_log SET {column} = $1 WHERE seq = 7", value)
-    finally:
-        await conn.close()
     result = await check(sealed_log, seal_key=SEAL_KEY)
     assert not result.ok and result.first_bad_seq == 7 and column in result.problem
 
 
-async def test_a_missing_head_row_is_reported_not_a_crash(sealed_log):
-    conn = await asyncpg.connect(sealed_log)
-    try:
+async def test_a_missing_head_row_is_reported_not_a_crash(sealed_log, db_connection):
+    async with db_connection(sealed_log) as conn:
         await conn.execute("ALTER TABLE audit_head DISABLE TRIGGER audit_head_only_forward")
         await conn.execute("DELETE FROM audit_head")
-    finally:
-        await conn.close()
     result = await check(sealed_log, seal_key=SEAL_KEY)
     assert not result.ok and "audit_head row is missing" in result.problem
 
 
-async def test_an_inserted_record_is_detected(sealed_log):
-    conn = await asyncpg.connect(sealed_log)
-    try:
+async def test_an_inserted_record_is_detected(sealed_log, db_connection):
+    async with db_connection(sealed_log) as conn:
         await conn.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_rewrite")
         await conn.execute("UPDATE audit_log SET seq = seq + 1000 WHERE seq >= 30")
         await conn.execute("UPDATE audit_log SET seq = seq - 999 WHERE seq >= 1000")  # room at 30
         await conn.execute("INSERT INTO audit_log SELECT 30, ts, server, tool, principal, transport, request_id,"
                            " phase, outcome, error_class, latency_ms, result_bytes, body, prev_hash, hash"
                            " FROM audit_log WHERE seq = 10")
-    finally:
-        await conn.close()
     result = await check(sealed_log, seal_key=SEAL_KEY)
     assert not result.ok and result.first_bad_seq == 30
 
@@ -474,7 +444,8 @@ async def test_no_key_is_stored_in_the_database(sealed_log):
 
 # --- 7. all of it at once ------------------------------------------------------------------------------
 
-async def test_mixed_workload_with_poison_cancellations_and_hang_ups_keeps_every_record(connect, make_database):
+async def test_mixed_workload_with_poison_cancellations_and_hang_ups_keeps_every_record(connect, make_database,
+                                                                                         db_connection):
     """Writers race with poisoned arguments, cancelled calls and a lock held by "another replica";
     afterwards every committed change has its intent and outcome, and the keyed chain verifies."""
     principal = who("mixed")
@@ -492,8 +463,7 @@ async def test_mixed_workload_with_poison_cancellations_and_hang_ups_keeps_every
                     task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
 
-        holder = await asyncpg.connect(url)
-        try:
+        async with db_connection(url) as holder:
             async def replica_holding_the_head() -> None:
                 for _ in range(3):
                     async with holder.transaction():
@@ -502,8 +472,6 @@ async def test_mixed_workload_with_poison_cancellations_and_hang_ups_keeps_every
                     await asyncio.sleep(0.05)
 
             await asyncio.gather(replica_holding_the_head(), *(writer(i) for i in range(4)))
-        finally:
-            await holder.close()
         await _until(lambda: not profiles.audit._pending and (profiles.audit._writer is None
                                                                or profiles.audit._writer.done()))
         version = (await rows(url, "SELECT version FROM profiles WHERE id = $1", uuid.UUID(profile["id"])))[0][0]
@@ -528,7 +496,7 @@ def audit_cli(url: str, home, *args: str, key: str | None) -> subprocess.Complet
                           text=True, timeout=120)
 
 
-async def test_checkpoint_and_verify_commands(make_database, tmp_path):
+async def test_checkpoint_and_verify_commands(make_database, tmp_path, db_connection):
     key = "c" * 64
     async with make_database() as url:
         audit = AuditLog(app_database_url(url), keys=KeyRing(key.encode(), "env"))
@@ -544,16 +512,13 @@ async def test_checkpoint_and_verify_commands(make_database, tmp_path):
         assert made.returncode == 0 and json.loads(saved.read_text())["seq"] == 20, made
         wrong = audit_cli(url, tmp_path, "verify", "--checkpoint", str(saved), key="d" * 64)
         assert wrong.returncode == 1 and "not valid for this key" in wrong.stdout
-        conn = await asyncpg.connect(url)
-        try:
+        async with db_connection(url) as conn:
             for sql in ("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_rewrite",
                         "ALTER TABLE audit_seal DISABLE TRIGGER audit_seal_no_rewrite",
                         "ALTER TABLE audit_head DISABLE TRIGGER audit_head_only_forward",
                         "DELETE FROM audit_log WHERE seq > 10", "DELETE FROM audit_seal WHERE seq > 10"):
                 await conn.execute(sql)
             await conn.execute("UPDATE audit_head SET seq = 10, hash = (SELECT hash FROM audit_log WHERE seq = 10)")
-        finally:
-            await conn.close()
         caught = audit_cli(url, tmp_path, "verify", "--checkpoint", str(saved), key=key)
         assert caught.returncode == 1 and "truncated" in caught.stdout, caught
         missing = audit_cli(url, tmp_path, "verify", "--checkpoint", str(tmp_path / "nope.json"), key=key)
