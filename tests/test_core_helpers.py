@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncpg
 import pytest
 
 from shared.cursors import open_cursor, sign_cursor
@@ -36,9 +35,8 @@ def test_a_cursor_has_one_spelling():
         open_cursor(KEY, "b", f"{body}.{respelled}", BAD)
 
 
-async def test_database_refusals_become_client_failures(database_url):
-    conn = await asyncpg.connect(database_url)
-    try:
+async def test_database_refusals_become_client_failures(db_connection):
+    async with db_connection() as conn:
         await conn.execute("CREATE TEMP TABLE t (id int PRIMARY KEY, v text CHECK (v <> 'bad'), w text NOT NULL)")
         await conn.execute("INSERT INTO t VALUES (1, 'ok', 'x')")
         with pytest.raises(Conflict, match="id taken"), translate_errors({"t_pkey": "id taken"}, conflict="c",
@@ -48,5 +46,3 @@ async def test_database_refusals_become_client_failures(database_url):
             await conn.execute("INSERT INTO t VALUES (2, 'bad', 'x')")
         with pytest.raises(InvalidInput, match=UNSTORABLE), translate_errors({}, conflict="c", invalid="i"):
             await conn.execute("INSERT INTO t VALUES (3, $1, 'x')", "a\x00b")
-    finally:
-        await conn.close()

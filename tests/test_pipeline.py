@@ -18,6 +18,7 @@ from examples.clock_server import app as clock_app
 from shared.identity import Principal
 from shared.policy import Policy
 from shared.server import SuiteServer
+from tests.support.db import open_connection
 
 
 def caller(name: str, *scopes: str) -> Principal:
@@ -25,11 +26,8 @@ def caller(name: str, *scopes: str) -> Principal:
 
 
 async def audit_rows(url: str, principal: Principal) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(url)
-    try:
+    async with open_connection(url) as conn:
         return await conn.fetch("SELECT * FROM audit_log WHERE principal = $1 ORDER BY seq", principal.id)
-    finally:
-        await conn.close()
 
 
 async def test_readme_example_tool_works(connect, database_url):

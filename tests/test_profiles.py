@@ -12,7 +12,6 @@ import base64
 import json
 import uuid
 
-import asyncpg
 import pytest
 
 from servers.profiles.demo import demo_rows, load_demo
@@ -21,6 +20,7 @@ from servers.profiles.store import escape_like
 from servers.profiles.tools import app
 from shared.errors import InvalidInput
 from shared.identity import Principal
+from tests.support.db import open_connection
 
 USER = frozenset({"profiles:read", "profiles:write"})
 ADMIN = USER | {"profiles:admin"}
@@ -58,24 +58,18 @@ async def fail(client, tool: str, arguments: dict, error_class: str) -> str:
 
 async def snapshot(url: str) -> tuple[int, str]:
     """Row count and a checksum of every profile row (live and deleted)."""
-    conn = await asyncpg.connect(url)
-    try:
+    async with open_connection(url) as conn:
         row = await conn.fetchrow(
             "SELECT count(*) AS n, coalesce(md5(string_agg(p::text, '|' ORDER BY id)), '') AS sum FROM profiles p")
-    finally:
-        await conn.close()
     return row["n"], row["sum"]
 
 
 async def insert_rows(url: str, rows: list[tuple[str, str, str]]) -> list[str]:
     """(owner, display_name, email) rows written directly, for setups that need many owners."""
-    conn = await asyncpg.connect(url)
-    try:
+    async with open_connection(url) as conn:
         return [str(await conn.fetchval(
             "INSERT INTO profiles (owner, display_name, email) VALUES ($1, $2, $3) RETURNING id", *row))
             for row in rows]
-    finally:
-        await conn.close()
 
 
 # --- policies ----------------------------------------------------------------------------------------
@@ -220,15 +214,12 @@ async def test_soft_delete_and_admin_restore(connect, database_url):
 
 # --- search and pagination --------------------------------------------------------------------------
 
-async def test_pages_cover_everything_once_in_order(connect, make_database):
+async def test_pages_cover_everything_once_in_order(connect, make_database, db_connection):
     async with make_database() as url:
-        conn = await asyncpg.connect(url)
-        try:
+        async with db_connection(url) as conn:
             assert await load_demo(conn, count=45, seed=11) == 45
             expected = [str(r["id"]) for r in await conn.fetch("SELECT id FROM profiles ORDER BY created_at, id")]
             french = {str(r["id"]) for r in await conn.fetch("SELECT id FROM profiles WHERE locale = 'fr'")}
-        finally:
-            await conn.close()
         async with connect(app, principal=who("admin", ADMIN), url=url) as client:
             seen, cursor, pages = [], None, 0
             while True:
@@ -436,17 +427,15 @@ async def test_bad_input_is_a_clear_error_and_changes_nothing(connect, database_
 
 # --- audit, demo data -------------------------------------------------------------------------------
 
-async def test_audit_keeps_no_pii(connect, database_url):
+async def test_audit_keeps_no_pii(connect, db_connection):
     address = email()
     alice = who("alice")
     async with connect(app, principal=alice) as client:
         await call(client, "create_profile", {"display_name": "Secret Name", "email": address, "bio": "Secret bio"})
         await call(client, "search_profiles", {"query": address})
-    conn = await asyncpg.connect(database_url)
-    try:  # this test's own caller only, every phase (an intent record carries the arguments too)
+    # this test's own caller only, every phase (an intent record carries the arguments too)
+    async with db_connection() as conn:
         rows = await conn.fetch("SELECT phase, body FROM audit_log WHERE principal = $1 ORDER BY seq", alice.id)
-    finally:
-        await conn.close()
     bodies = [json.loads(r["body"]) for r in rows]
     results = [b["tool"] for r, b in zip(rows, bodies, strict=True) if r["phase"] == "result"]
     assert results == ["create_profile", "search_profiles"]
@@ -455,20 +444,17 @@ async def test_audit_keeps_no_pii(connect, database_url):
         assert address not in dumped and "Secret" not in dumped and "[redacted]" in dumped
 
 
-async def test_demo_loader_is_deterministic_and_idempotent(connect, make_database):
+async def test_demo_loader_is_deterministic_and_idempotent(connect, make_database, db_connection):
     assert demo_rows(20, 42) == demo_rows(20, 42) and demo_rows(20, 42) != demo_rows(20, 7)
     assert demo_rows(20, 42)[:10] == demo_rows(10, 42)  # row N does not depend on count
     async with make_database() as url:
-        conn = await asyncpg.connect(url)
-        try:
+        async with db_connection(url) as conn:
             assert await load_demo(conn, count=30, seed=42) == 30
             assert await load_demo(conn, count=30, seed=42) == 0
             assert await load_demo(conn, count=40, seed=42) == 10
             assert await load_demo(conn, count=40, seed=7) == 0  # same owners: nothing duplicated
             rows = await conn.fetch("SELECT id, owner, display_name, email, bio, locale, timezone, preferences, "
                                     "version FROM profiles ORDER BY owner")
-        finally:
-            await conn.close()
         expected = demo_rows(40, 42)
         assert [(r["id"], r["owner"], r["email"], r["version"]) for r in rows] == \
             [(row_id, owner, fields.email, 1) for row_id, owner, fields in expected]

@@ -82,10 +82,9 @@ async def test_lost_connection_is_not_retried_for_writes(connect):
     assert attempts["write"] == 1
 
 
-async def test_an_idempotent_write_is_retried_after_a_lost_connection(connect, database_url):
+async def test_an_idempotent_write_is_retried_after_a_lost_connection(connect, db_connection):
     """Idempotent but not read-only: the policy allows retries, and they happen."""
-    conn = await asyncpg.connect(database_url)
-    try:
+    async with db_connection() as conn:
         await conn.execute("CREATE TABLE IF NOT EXISTS fault_marks (key text PRIMARY KEY); "
                            f"GRANT SELECT, INSERT ON fault_marks TO {APP_ROLE}")  # servers connect as the app role
         key = uuid.uuid4().hex
@@ -99,18 +98,15 @@ async def test_an_idempotent_write_is_retried_after_a_lost_connection(connect, d
         assert result.is_error is False, result.content
         assert result.structured_content == {"attempts": 2}
         assert await conn.fetchval("SELECT count(*) FROM fault_marks WHERE key = $1", key) == 1
-    finally:
-        await conn.close()
 
 
-async def test_deadline_cuts_a_slow_query(connect, database_url):
+async def test_deadline_cuts_a_slow_query(connect, db_connection):
     """The query sleeps for an hour, so a `timeout` answer can only come from the deadline; and the
     query is cancelled in the database too, not left running on an abandoned connection."""
     async with connect(app, principal=CALLER) as client:
         result = await asyncio.wait_for(client.call_tool("slow_read", {}), 60)  # a hang guard, not a measurement
     assert result.is_error and result.content[0].text.startswith("timeout:"), result.content
-    conn = await asyncpg.connect(database_url)
-    try:
+    async with db_connection() as conn:
         still_running = ("SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
                          "AND state = 'active' AND query LIKE '%/* slow_read */'")
         for _ in range(200):  # the cancel request travels on its own connection: wait for the condition
@@ -118,8 +114,6 @@ async def test_deadline_cuts_a_slow_query(connect, database_url):
                 break
             await asyncio.sleep(0.05)
         assert await conn.fetchval(still_running) == 0
-    finally:
-        await conn.close()
 
 
 async def test_full_pool_fails_fast_with_a_clear_error(database_url):
@@ -205,9 +199,7 @@ async def test_breaker_opens_after_repeated_connection_failures_and_recovers_thr
         await db.close()
 
 
-async def test_server_started_while_its_database_is_missing_recovers(pg_server, database_url):
-    import asyncpg
-
+async def test_server_started_while_its_database_is_missing_recovers(pg_server, database_url, db_connection):
     from tests.conftest import _url_for, test_settings
 
     name = f"late_{uuid.uuid4().hex[:8]}"
@@ -218,11 +210,8 @@ async def test_server_started_while_its_database_is_missing_recovers(pg_server, 
     try:
         with pytest.raises(Unavailable):
             await late.wait_ready(0.8)  # the database does not exist yet: calls are refused clearly
-        admin = await asyncpg.connect(_url_for(pg_server, "postgres"))
-        try:
+        async with db_connection(_url_for(pg_server, "postgres")) as admin:
             await admin.execute(f"CREATE DATABASE {name}")
-        finally:
-            await admin.close()
         await late.wait_ready(15)  # the retry loop got there without a restart
         async with late.db.acquire() as conn:
             assert await conn.fetchval("SELECT 1") == 1

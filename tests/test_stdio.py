@@ -6,7 +6,6 @@ import os
 import sys
 import time
 
-import asyncpg
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 
@@ -17,7 +16,7 @@ def serve_params(url: str, principal: str = "stdio-user") -> StdioServerParamete
     return StdioServerParameters(command=sys.executable, args=["-m", "mcp_suite.cli", "serve", "profiles"], env=env)
 
 
-async def test_stdio_discovery_is_fast_and_calls_are_audited(database_url):
+async def test_stdio_discovery_is_fast_and_calls_are_audited(database_url, db_connection):
     started = time.perf_counter()
     async with Client(serve_params(database_url)) as client:
         discovered = time.perf_counter() - started
@@ -33,9 +32,6 @@ async def test_stdio_discovery_is_fast_and_calls_are_audited(database_url):
     # The 1.5 s start-up goal is measured by `mcp-suite bench overhead` (suite_initialize_s); this is a
     # loose guard against heavy imports creeping in, robust to a loaded CI machine.
     assert discovered < 5.0, f"initialize took {discovered:.2f} s"
-    conn = await asyncpg.connect(database_url)
-    try:
+    async with db_connection() as conn:
         rows = await conn.fetch("SELECT tool, transport, outcome FROM audit_log WHERE principal = 'stdio-user'")
-    finally:
-        await conn.close()
     assert {("create_profile", "stdio", "ok"), ("get_profile", "stdio", "ok")} <= {tuple(r) for r in rows}
