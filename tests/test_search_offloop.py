@@ -14,7 +14,6 @@ import threading
 import time
 from contextlib import contextmanager
 
-import asyncpg
 import pytest
 
 from servers.search import ingest as ingest_module
@@ -93,7 +92,7 @@ async def test_walks_reads_and_parsing_leave_the_loop_free(connect, db, tmp_path
     assert ticks.waits == 5 + 8 + 8  # listings (root + 4 folders), reads, parses: each waited for the loop
 
 
-async def test_deadline_stops_a_long_ingest_between_files(connect, db, tmp_path, monkeypatch):
+async def test_deadline_stops_a_long_ingest_between_files(connect, db, tmp_path, monkeypatch, db_connection):
     root = tmp_path / "tree"
     make_tree(root, directories=1, files_each=40)
     monkeypatch.setenv("MCP_SUITE_SEARCH_ROOTS", str(root))
@@ -122,12 +121,9 @@ async def test_deadline_stops_a_long_ingest_between_files(connect, db, tmp_path,
     assert 0 < started < 40
     await asyncio.sleep(0.7)  # room for two more reads, had the ingest carried on after its deadline
     assert reads["started"] == started
-    conn = await asyncpg.connect(db)
-    try:
+    async with db_connection(db) as conn:
         assert await consistency_problems(conn) == []
         assert await conn.fetchval("SELECT count(*) FROM search_documents") == stats["documents"] < 40
-    finally:
-        await conn.close()
 
 
 async def test_a_cancelled_walk_stops_in_its_thread(tmp_path, monkeypatch):

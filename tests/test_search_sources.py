@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import pytest
 
 from servers.search import index
@@ -18,6 +17,7 @@ from servers.search.ingest import default_document_id
 from servers.search.tools import app
 from shared.db import migrate
 from shared.identity import Principal
+from tests.support.db import open_connection
 
 USER = Principal("searcher", frozenset({"search:read", "search:write"}), "test")
 
@@ -43,11 +43,8 @@ def library(tmp_path: Path, monkeypatch) -> tuple[Path, Path]:
 
 
 async def _count(url: str, sql: str = "SELECT count(*) FROM search_documents") -> int:
-    conn = await asyncpg.connect(url)
-    try:
+    async with open_connection(url) as conn:
         return await conn.fetchval(sql)
-    finally:
-        await conn.close()
 
 
 async def test_every_spelling_of_a_file_is_one_document(connect, db, library):
@@ -127,7 +124,8 @@ async def test_bad_path_ingests_are_refused_and_change_nothing(connect, db, libr
         assert forced.structured_content["documents"][0]["status"] == "created"
 
 
-async def test_migration_moves_old_absolute_sources_out_of_sight(connect, make_database, library, tmp_path):
+async def test_migration_moves_old_absolute_sources_out_of_sight(connect, make_database, library, tmp_path,
+                                                                 db_connection):
     """Rows stored before 0008 (absolute source, id hashed from it) lose the path; re-ingest replaces them."""
     link, real = library
     old = tmp_path / "migrations-before-0008"
@@ -136,14 +134,12 @@ async def test_migration_moves_old_absolute_sources_out_of_sight(connect, make_d
         if path.version < 8:
             (old / path.name).write_text(path.sql)
     async with make_database() as template:
-        admin = await asyncpg.connect(template)
         name = f"legacy_{os.getpid()}"
-        await admin.execute(f"DROP DATABASE IF EXISTS {name}")
-        await admin.execute(f"CREATE DATABASE {name}")
-        await admin.close()
+        async with db_connection(template) as admin:
+            await admin.execute(f"DROP DATABASE IF EXISTS {name}")
+            await admin.execute(f"CREATE DATABASE {name}")
         url = urlunsplit(urlsplit(template)._replace(path=f"/{name}"))
-        conn = await asyncpg.connect(url)
-        try:
+        async with db_connection(url) as conn:
             await migrate.apply(conn, old)
             absolute = f"{link}/notes/kites.md"
             await conn.execute(
@@ -152,18 +148,13 @@ async def test_migration_moves_old_absolute_sources_out_of_sight(connect, make_d
             await migrate.apply(conn)
             row = await conn.fetchrow("SELECT source, legacy_path FROM search_documents")
             assert (row["source"], row["legacy_path"]) == ("kites.md", absolute)
-        finally:
-            await conn.close()
         async with connect(app, principal=USER, url=url) as client:
             result = await client.call_tool("ingest", {"path": "notes/kites.md"})
         assert result.structured_content["documents"][0]["status"] == "replaced"
-        conn = await asyncpg.connect(url)
-        try:
+        async with db_connection(url) as conn:
             assert [r["source"] for r in await conn.fetch("SELECT source FROM search_documents")] == [
                 "link/notes/kites.md"]
             assert await index.consistency_problems(conn) == []
-        finally:
-            await conn.close()
 
 
 async def test_cli_reports_each_path_and_fails_when_one_fails(make_database, tmp_path):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-import asyncpg
 import pytest
 
 from servers.search import tools as search_tools
@@ -159,17 +158,14 @@ async def test_bad_queries_get_clear_errors(connect, indexed, arguments):
         assert leak not in text
 
 
-async def test_injection_in_filter_values_is_inert(connect, indexed):
+async def test_injection_in_filter_values_is_inert(connect, indexed, db_connection):
     async with connect(app, principal=READER, url=indexed) as client:
         result = await client.call_tool("hybrid_search", {
             "query": "heart", "filters": {"metadata": {"topic": "x' OR '1'='1"},
                                           "source_prefix": "%' OR 1=1 --"}})
     assert result.is_error is False and result.structured_content["hits"] == []
-    conn = await asyncpg.connect(indexed)
-    try:
+    async with db_connection(indexed) as conn:
         assert await conn.fetchval("SELECT count(*) FROM search_documents") >= len(DOCS)
-    finally:
-        await conn.close()
 
 
 BAD_INGESTS = [
@@ -185,13 +181,13 @@ BAD_INGESTS = [
 
 
 @pytest.mark.parametrize(("arguments", "error_class"), BAD_INGESTS, ids=[str(i) for i in range(len(BAD_INGESTS))])
-async def test_bad_ingests_change_nothing(connect, indexed, tmp_path, monkeypatch, arguments, error_class):
+async def test_bad_ingests_change_nothing(connect, indexed, tmp_path, monkeypatch, arguments, error_class,
+                                          db_connection):
     root = tmp_path / "root"
     root.mkdir()
     (tmp_path / "outside.txt").write_text("outside the root")
     monkeypatch.setenv("MCP_SUITE_SEARCH_ROOTS", str(root))
-    conn = await asyncpg.connect(indexed)
-    try:
+    async with db_connection(indexed) as conn:
         before = await conn.fetchval("SELECT count(*) FROM search_chunks")
         async with connect(app, principal=USER, url=indexed) as client:
             result = await client.call_tool("ingest", arguments)
@@ -201,8 +197,6 @@ async def test_bad_ingests_change_nothing(connect, indexed, tmp_path, monkeypatc
         for leak in ("/etc", "passwd", str(tmp_path), "Traceback"):
             assert leak not in message
         assert await conn.fetchval("SELECT count(*) FROM search_chunks") == before
-    finally:
-        await conn.close()
 
 
 async def test_ingest_by_path_is_off_without_roots(connect, indexed, monkeypatch):
