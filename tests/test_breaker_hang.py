@@ -36,7 +36,6 @@ from shared.resilience.limits import Rate
 from shared.server import SuiteServer
 from shared.tool import ToolPolicy, guard_tool
 from tests.support.clock import FakeClock
-from tests.support.db import open_connection
 
 CALLER = Principal("hang-tester", frozenset({"hang:read"}), "test")
 POLICY = BreakerPolicy(window_seconds=30, failure_rate=0.5, minimum_calls=4, open_seconds=5, half_open_calls=1)
@@ -62,9 +61,9 @@ async def count_rows() -> int:
 
 
 @pytest.fixture(scope="module")
-async def hang_url(make_database) -> AsyncIterator[str]:
+async def hang_url(make_database, db_connection) -> AsyncIterator[str]:
     async with make_database() as url:
-        async with open_connection(url) as conn:
+        async with db_connection(url) as conn:
             await conn.execute("CREATE SEQUENCE hang_hits; CREATE TABLE hang_target (id int); "
                                "INSERT INTO hang_target VALUES (1), (2); "
                                f"GRANT USAGE ON SEQUENCE hang_hits TO {APP_ROLE}; "
@@ -73,8 +72,8 @@ async def hang_url(make_database) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def admin(hang_url) -> AsyncIterator[asyncpg.Connection]:
-    async with open_connection(hang_url) as conn:
+async def admin(hang_url, db_connection) -> AsyncIterator[asyncpg.Connection]:
+    async with db_connection(hang_url) as conn:
         yield conn
 
 

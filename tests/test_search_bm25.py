@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import random
 
-import asyncpg
 import pytest
 from rank_bm25 import BM25Okapi
 
@@ -71,16 +70,14 @@ def oracle(docs: list[list[str]], q: list[str], k1: float, b: float) -> list[flo
 
 
 @pytest.fixture(scope="module")
-async def bm25_db(make_database):
-    async with make_database() as url:
-        conn = await asyncpg.connect(url)
+async def bm25_db(make_database, db_connection):
+    async with make_database() as url, db_connection(url) as conn:
         texts = corpus()
         for i, text in enumerate(texts):
             doc = index.PreparedDocument(id=f"d{i}", source=f"fixture://{i}", title=f"doc {i}", body=text,
                                          content_hash=str(i), chunks=[index.PreparedChunk(text, term_counts(text))])
             await index.replace_document(conn, doc)
         yield conn, texts
-        await conn.close()
 
 
 QUERIES = ["heart blood", "virus vaccines immune", "cholesterol cholesterol arteries", "cancer cells gene",

@@ -71,7 +71,7 @@ async def wait_for(conn: asyncpg.Connection, sql: str, *args: object, what: str)
     raise AssertionError(f"timed out waiting for {what}")
 
 
-async def test_kill_minus_nine_mid_ingest_leaves_no_partial_document(make_database):
+async def test_kill_minus_nine_mid_ingest_leaves_no_partial_document(make_database, db_connection):
     async with make_database() as url:
         writer = subprocess.Popen([sys.executable, "-c", WRITER, url], stdout=subprocess.PIPE, text=True)
         lines: list[str] = []
@@ -85,29 +85,26 @@ async def test_kill_minus_nine_mid_ingest_leaves_no_partial_document(make_databa
 
         reader = threading.Thread(target=drain, daemon=True)
         reader.start()
-        blocker = await asyncpg.connect(url)
-        conn = await asyncpg.connect(url)
-        try:
-            while not await asyncio.to_thread(started.wait, 0.2):
-                assert writer.poll() is None, "the writer died before committing its first documents"
-            backend = int(lines[0][1])
-            async with blocker.transaction():
-                await blocker.execute("LOCK TABLE search_stats IN EXCLUSIVE MODE")
-                await wait_for(conn, BLOCKED_MID_TRANSACTION, backend, what="the writer to block mid-transaction")
-                os.kill(writer.pid, signal.SIGKILL)
-                writer.wait(timeout=30)
-            reader.join(10)
-            in_flight = [line for line in lines if line[0] == "begin"][-1]
-            # The killed client's backend finds the dead socket once it stops waiting, and rolls back.
-            await wait_for(conn, "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)", backend,
-                           what="the killed writer's backend to exit")
-            assert await conn.fetchval("SELECT count(*) FROM search_documents") > 0
-            assert await conn.fetchval("SELECT count(*) FROM search_documents WHERE content_hash = $1",
-                                       in_flight[2]) == 0, "the document being written when killed is visible"
-            assert await consistency_problems(conn) == []
-        finally:
-            if writer.poll() is None:
-                writer.kill()
-                writer.wait(10)
-            await blocker.close()
-            await conn.close()
+        async with db_connection(url) as blocker, db_connection(url) as conn:
+            try:
+                while not await asyncio.to_thread(started.wait, 0.2):
+                    assert writer.poll() is None, "the writer died before committing its first documents"
+                backend = int(lines[0][1])
+                async with blocker.transaction():
+                    await blocker.execute("LOCK TABLE search_stats IN EXCLUSIVE MODE")
+                    await wait_for(conn, BLOCKED_MID_TRANSACTION, backend, what="the writer to block mid-transaction")
+                    os.kill(writer.pid, signal.SIGKILL)
+                    writer.wait(timeout=30)
+                reader.join(10)
+                in_flight = [line for line in lines if line[0] == "begin"][-1]
+                # The killed client's backend finds the dead socket once it stops waiting, and rolls back.
+                await wait_for(conn, "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)", backend,
+                               what="the killed writer's backend to exit")
+                assert await conn.fetchval("SELECT count(*) FROM search_documents") > 0
+                assert await conn.fetchval("SELECT count(*) FROM search_documents WHERE content_hash = $1",
+                                           in_flight[2]) == 0, "the document being written when killed is visible"
+                assert await consistency_problems(conn) == []
+            finally:
+                if writer.poll() is None:
+                    writer.kill()
+                    writer.wait(10)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 
-import asyncpg
 import pytest
 
 from servers.search import index, query
@@ -23,11 +22,10 @@ def _zipf_text(rng: random.Random, weights: list[float]) -> str:
 
 
 @pytest.fixture(scope="module")
-async def zipf_db(make_database):
+async def zipf_db(make_database, db_connection):
     rng = random.Random(11)
     weights = [1 / (i + 1) ** 1.1 for i in range(len(VOCAB))]
-    async with make_database() as url:
-        conn = await asyncpg.connect(url)
+    async with make_database() as url, db_connection(url) as conn:
         texts = [_zipf_text(rng, weights) for _ in range(2400)]
         texts += ["w0x w0x w1x w7x"] * 150 + ["w3x w50x"] * 80  # ties straddling every cut-off
         for start in range(0, len(texts), 60):
@@ -40,7 +38,6 @@ async def zipf_db(make_database):
             chunks=[index.PreparedChunk("w0x w2x w2x", term_counts("w0x w2x w2x"))]))
         await index.delete_document(conn, "z60")
         yield conn
-        await conn.close()
 
 
 def _queries() -> list[str]:
