@@ -38,9 +38,8 @@ WRITE_SCOPES = "profiles:read profiles:write search:read search:write"
 
 
 @pytest.fixture(scope="module")
-async def suite(make_database):
-    async with make_database() as url:
-        conn = await asyncpg.connect(url)
+async def suite(make_database, db_connection):
+    async with make_database() as url, db_connection(url) as conn:
         made = {}
         for name, scopes in [("full", WRITE_SCOPES), ("reader", "profiles:read search:read")]:
             made[name], _ = await tokens.create_token(conn, principal=f"serve-all-{name}", scopes=scopes,
@@ -55,7 +54,6 @@ async def suite(make_database):
             yield SimpleNamespace(url=url, conn=conn, tokens=made, base=server.url, server=server)
         finally:
             server.stop()
-            await conn.close()
 
 
 def bearer(token: str | None) -> dict[str, str]:

@@ -42,13 +42,12 @@ def _jwt(key: rsa.RSAPrivateKey, *, audience: str = AUDIENCE, expires_in: int = 
 
 
 @pytest.fixture(scope="module")
-async def site(make_database, tmp_path_factory):
+async def site(make_database, tmp_path_factory, db_connection):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     key_file = tmp_path_factory.mktemp("jwt") / "idp.pem"
     key_file.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
                                                        serialization.PublicFormat.SubjectPublicKeyInfo))
-    async with make_database() as url:
-        conn = await asyncpg.connect(url)
+    async with make_database() as url, db_connection(url) as conn:
         await create_notes_table(conn)
         made = {}
         for name, scopes in [("writer", "notes:read notes:write clock:read"), ("reader", "notes:read"),
@@ -72,7 +71,6 @@ async def site(make_database, tmp_path_factory):
                                   metrics_token=metrics_token)
         finally:
             server.stop()
-            await conn.close()
 
 
 async def create_notes_table(conn: asyncpg.Connection) -> None:

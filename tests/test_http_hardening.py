@@ -16,7 +16,6 @@ import sys
 from datetime import timedelta
 from types import SimpleNamespace
 
-import asyncpg
 import httpx
 import pytest
 
@@ -30,9 +29,8 @@ DEEP = "[" * 5000 + "]" * 5000
 
 
 @pytest.fixture(scope="module")
-async def site(make_database):
-    async with make_database() as url:
-        conn = await asyncpg.connect(url)
+async def site(make_database, db_connection):
+    async with make_database() as url, db_connection(url) as conn:
         await create_notes_table(conn)
         token, _ = await tokens.create_token(conn, principal="hard", scopes="notes:read notes:write",
                                              expires_in=timedelta(days=1))
@@ -46,7 +44,6 @@ async def site(make_database):
                                   metrics_token=metrics_token)
         finally:
             server.stop()
-            await conn.close()
 
 
 def raw(site, data: bytes) -> socket.socket:

@@ -20,7 +20,6 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from mcp_suite.registry import SERVERS
@@ -95,35 +94,32 @@ def typescript_sdk() -> tuple[str, Path]:
     return node, client
 
 
-async def test_typescript_sdk_lists_and_calls_tools_over_every_transport(typescript_sdk, make_database, tmp_path):
+async def test_typescript_sdk_lists_and_calls_tools_over_every_transport(typescript_sdk, make_database, tmp_path,
+                                                                          db_connection):
     node, client_script = typescript_sdk
     registry = _installed_registry_servers()
-    async with make_database() as url:
-        conn = await asyncpg.connect(url)
+    async with make_database() as url, db_connection(url) as conn:
+        await create_notes_table(conn)
+        secret, _ = await tokens.create_token(conn, principal="interop", scopes="*:read *:write",
+                                              expires_in=timedelta(hours=1))
+        names = ["notes", "clock", *registry]
+        modules = ["tests.interop.fixture_servers:notes", "examples.clock_server:app", *registry]
+        env = base_env(url, MCP_SUITE_SERVERS=",".join(modules))
+        server = ServeProcess(["all", "--transport", "http"], env)
+        await asyncio.to_thread(server.start, 90.0)
         try:
-            await create_notes_table(conn)
-            secret, _ = await tokens.create_token(conn, principal="interop", scopes="*:read *:write",
-                                                  expires_in=timedelta(hours=1))
-            names = ["notes", "clock", *registry]
-            modules = ["tests.interop.fixture_servers:notes", "examples.clock_server:app", *registry]
-            env = base_env(url, MCP_SUITE_SERVERS=",".join(modules))
-            server = ServeProcess(["all", "--transport", "http"], env)
-            await asyncio.to_thread(server.start, 90.0)
-            try:
-                plan = _plan(names, server.url, secret, env)
-                (tmp_path / "plan.json").write_text(json.dumps(plan))
-                done = await asyncio.to_thread(
-                    subprocess.run, [node, str(client_script), str(tmp_path / "plan.json")],
-                    cwd=client_script.parent, capture_output=True, text=True, timeout=180,
-                )
-            finally:
-                server.stop()
-            assert done.returncode == 0, done.stderr[-2000:]
-            results = {r["label"]: r for r in json.loads(done.stdout.strip().splitlines()[-1])}
-            _check(results, names)
-            rows = await conn.fetch("SELECT DISTINCT server, transport, principal FROM audit_log WHERE outcome = 'ok'")
+            plan = _plan(names, server.url, secret, env)
+            (tmp_path / "plan.json").write_text(json.dumps(plan))
+            done = await asyncio.to_thread(
+                subprocess.run, [node, str(client_script), str(tmp_path / "plan.json")],
+                cwd=client_script.parent, capture_output=True, text=True, timeout=180,
+            )
         finally:
-            await conn.close()
+            server.stop()
+        assert done.returncode == 0, done.stderr[-2000:]
+        results = {r["label"]: r for r in json.loads(done.stdout.strip().splitlines()[-1])}
+        _check(results, names)
+        rows = await conn.fetch("SELECT DISTINCT server, transport, principal FROM audit_log WHERE outcome = 'ok'")
     seen = {(r["server"], r["transport"], r["principal"]) for r in rows}
     for name in CALLS:
         assert {(name, "http", "interop"), (name, "sse", "interop"), (name, "stdio", "interop-stdio")} <= seen

@@ -12,7 +12,6 @@ import asyncio
 import itertools
 from datetime import timedelta
 
-import asyncpg
 import httpx2
 import pytest
 from mcp.client import Client
@@ -44,9 +43,8 @@ class RoundRobin(httpx2.AsyncBaseTransport):
 
 
 @pytest.fixture(scope="module")
-async def replicas(make_database):
-    async with make_database() as url:
-        conn = await asyncpg.connect(url)
+async def replicas(make_database, db_connection):
+    async with make_database() as url, db_connection(url) as conn:
         await create_notes_table(conn)
         secret, _ = await tokens.create_token(conn, principal="scaler", scopes="notes:read notes:write",
                                               expires_in=timedelta(hours=1))
@@ -59,7 +57,6 @@ async def replicas(make_database):
         finally:
             for process in processes:
                 process.stop()
-            await conn.close()
 
 
 def balanced_client(processes: list[ServeProcess], secret: str) -> tuple[Client, RoundRobin]:

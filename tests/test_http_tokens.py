@@ -6,7 +6,6 @@ import json
 import time
 from datetime import timedelta
 
-import asyncpg
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -19,10 +18,9 @@ from tests.support.clock import FakeClock
 
 
 @pytest.fixture
-async def conn(database_url):
-    connection = await asyncpg.connect(database_url)
-    yield connection
-    await connection.close()
+async def conn(db_connection):
+    async with db_connection() as connection:
+        yield connection
 
 
 async def test_tokens_are_stored_hashed_and_verify_to_their_principal_and_scopes(conn, database_url):

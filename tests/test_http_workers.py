@@ -17,7 +17,6 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 
@@ -31,16 +30,12 @@ NOTES = ["tests.interop.fixture_servers:notes", "--transport", "http"]
 
 
 @pytest.fixture(scope="module")
-async def site(make_database):
-    async with make_database() as url:
-        conn = await asyncpg.connect(url)
+async def site(make_database, db_connection):
+    async with make_database() as url, db_connection(url) as conn:
         await create_notes_table(conn)
         secret, _ = await tokens.create_token(conn, principal="worker-test", scopes="notes:read notes:write",
                                               expires_in=timedelta(hours=1))
-        try:
-            yield url, secret
-        finally:
-            await conn.close()
+        yield url, secret
 
 
 def children(pid: int) -> set[int]:
