@@ -37,6 +37,11 @@ def assert_overhead_figures_consistent(figures: dict, calls: int, rounds: int) -
     ratio = figures["suite_calls_per_s"] / figures["bare_calls_per_s"]
     assert figures["ratio"] == pytest.approx(ratio, abs=0.002)
     assert figures["suite_initialize_s"] > 0
+    # The ceiling is the bare call's time over the bare call plus one durable audit commit.
+    assert figures["audit_commit_us"] > 0
+    bare_s = 1 / figures["bare_calls_per_s"]
+    ceiling = bare_s / (bare_s + figures["audit_commit_us"] / 1e6)
+    assert figures["durable_ceiling_ratio"] == pytest.approx(ceiling, abs=0.002)
 
 
 async def test_overhead_bench_small(make_database):
