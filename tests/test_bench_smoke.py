@@ -13,7 +13,6 @@ import statistics
 import subprocess
 import sys
 
-import asyncpg
 import numpy as np
 import pytest
 
@@ -44,18 +43,15 @@ def assert_overhead_figures_consistent(figures: dict, calls: int, rounds: int) -
     assert figures["durable_ceiling_ratio"] == pytest.approx(ceiling, abs=0.002)
 
 
-async def test_overhead_bench_small(make_database):
+async def test_overhead_bench_small(make_database, db_connection):
     calls, rounds = 100, 2
     async with make_database() as url:
         figures = run_bench("overhead", "--calls", str(calls), "--rounds", str(rounds),
                             env={**os.environ, "DATABASE_URL": url})
-        conn = await asyncpg.connect(url)
-        try:
+        async with db_connection(url) as conn:
             audited = await conn.fetch(
                 "SELECT outcome, count(*) AS n FROM audit_log WHERE server = 'bench' AND tool = 'echo'"
                 " AND principal = 'bench' GROUP BY outcome")
-        finally:
-            await conn.close()
     assert_overhead_figures_consistent(figures, calls, rounds)
     # The suite side really ran the policy stack: every suite call (warm-up included) left one
     # committed audit record, and the bare side left none.
