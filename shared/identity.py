@@ -19,6 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+def _is_pattern(scope: str) -> bool:
+    return "*" in scope or "?" in scope or "[" in scope
+
+
 @dataclass(frozen=True)
 class Principal:
     """An authenticated caller: a stable id and the scopes it was granted."""
@@ -28,7 +32,9 @@ class Principal:
     source: str = "config"
 
     def has_scope(self, scope: str) -> bool:
-        return any(granted == scope or fnmatch.fnmatchcase(scope, granted) for granted in self.scopes)
+        if scope in self.scopes:  # the common case, without a pattern match per granted scope
+            return True
+        return any(fnmatch.fnmatchcase(scope, granted) for granted in self.scopes if _is_pattern(granted))
 
     def missing(self, required: frozenset[str] | set[str]) -> set[str]:
         return {scope for scope in required if not self.has_scope(scope)}
