@@ -68,6 +68,7 @@ class ServerSpec:
     summary: str
     needs: tuple[Need, ...] = ()
     add_cli: Callable[[CliHooks], None] | None = None
+    settings: tuple[type, ...] = ()  # its typed settings sections (`shared.config`), for docs and doctor
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier() or self.name in ("all",):
