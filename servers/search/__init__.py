@@ -10,7 +10,8 @@ from shared.server_spec import Need, ServerSpec
 SPEC = ServerSpec(
     name="search", app="servers.search.tools:app",
     summary="hybrid search: BM25 in PostgreSQL plus pgvector embeddings, fused by RRF",
-    # Read by servers/search/tools.py (`_jail`): without it, the `ingest` tool refuses paths.
+    # Read by `servers.search.roots.IngestRoots.from_env` (via `load(SearchSettings)`): without it,
+    # the `ingest` tool refuses paths.
     needs=(Need("MCP_SUITE_SEARCH_ROOTS",
                 "folders the `ingest` tool may read (separated by ':'); unset, ingest from paths is disabled",
                 "/home/you/Documents"),),
