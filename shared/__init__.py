@@ -1,7 +1,14 @@
-"""mcp-suite resilience core.
+"""mcp-suite core: the servers' shared call stack and resilience, one concern per module or package.
 
-One concern per module: configuration (`config`), the embedded database (`embedded_db`), migrations
-(`migrate`), the connection pool (`pool`), retries (`retry`), circuit breakers (`breaker`), rate limits
-(`limits`), identity (`identity`), errors (`errors`), the audit log (`audit`), path confinement
-(`paths`), the tool decorator (`tool`) and the server assembly that orders them (`server`).
+Top to bottom (imports point down; `docs/architecture.md`, checked by `tests/test_layout.py`):
+
+- hosting: `http/` (the ASGI app and its layers, connection limits, metrics, JSON logs) and `stdio/`
+  (the guarded stdio reader, clean shutdown);
+- the per-call core: `server` (`SuiteServer`), `pipeline` (the ordered layers of a tool call), `tool`
+  (the decorator and the inner guard), `policy` (tool policies as data), `server_spec` (how a server
+  package registers itself);
+- one concern each: `db/` (the embedded PostgreSQL, migrations, the pool, the shared rate store),
+  `resilience/` (circuit breaker, retries, rate limits, deadlines the breaker can see), `audit/` (the
+  writer, the recorded form, chain and seals, queries, the refusal budget), `auth/` (API tokens, JWTs);
+- foundations: `errors`, `config`, `keys`, `identity`, `paths`, `jsonrpc_guard`, `cursors`.
 """

@@ -12,7 +12,7 @@ recorded form is made safe here, at the root, before the record is serialised:
   replaced by a marker;
 - anything else (bytes, objects) is recorded as a clipped `repr`.
 
-The keyed hash of the *full* arguments (`audit_chain.arguments_digest`) still covers the original.
+The keyed hash of the *full* arguments (`shared.audit.chain.arguments_digest`) still covers the original.
 The standard `json` module has no option that does this (it can only reject or pass NaN through), so
 it is a small walk of our own.
 """

@@ -13,9 +13,9 @@ Rules it enforces (ops rely on them):
 
 Group commit: records from concurrent calls queue up while a batch is being written, and the next
 batch takes them all in one round trip (`SELECT * FROM audit_append($1, $2, $3)`), which also carries
-the seal of the head the previous batch produced (see `audit_chain`). A writer that goes idle seals its
-last head after `SEAL_DELAY_S`. The writer holds one dedicated connection so an exhausted pool never
-blocks audit.
+the seal of the head the previous batch produced (see `shared.audit.chain`). A writer that goes idle
+seals its last head after `SEAL_DELAY_S`. The writer holds one dedicated connection so an exhausted
+pool never blocks audit.
 """
 
 from __future__ import annotations
