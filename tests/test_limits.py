@@ -13,26 +13,17 @@ import pytest
 
 from shared.errors import RateLimited
 from shared.resilience.limits import Rate, RateLimiter
-
-
-class LoopClock:
-    def __init__(self, start: float) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from shared.tool import client_message
+from tests.support.clock import FakeClock
 
 
 @pytest.fixture
-async def clock(monkeypatch) -> LoopClock:
+async def clock(monkeypatch) -> FakeClock:
     loop = asyncio.get_running_loop()
     # Start on a whole second: fake steps such as 0.5 s then add up exactly. From an arbitrary start
     # (`loop.time()` has bits down to ~1e-10) a step can round, and a bucket that should be exactly
     # drained keeps ~1e-13 of a unit and refuses a call it should admit.
-    fake = LoopClock(float(math.floor(loop.time())))
+    fake = FakeClock(float(math.floor(loop.time())))
     monkeypatch.setattr(loop, "time", fake)
     return fake
 
@@ -74,11 +65,8 @@ async def test_burst_then_reject_with_retry_after(clock):
     # the bucket is full (5 units) and drains 5 per second: room for one more in 0.2 s
     assert info.value.retry_after == pytest.approx(0.2)
     assert info.value.message == "rate limit of 5 calls per 1s exceeded for search; retry in 0.20 s"
-    assert info.value.to_payload() == {
-        "error_class": "rate_limited",
-        "message": info.value.message,
-        "retry_after_s": 0.2,
-    }
+    assert info.value.error_class == "rate_limited"
+    assert client_message(info.value) == f"rate_limited: {info.value.message}"  # what the client reads
     assert limiter.retry_after(key, rate) == pytest.approx(0.2)
     assert limiter.rejections == 1
     clock.advance(0.05)

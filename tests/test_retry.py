@@ -12,29 +12,17 @@ import pytest
 from mcp.server.mcpserver.exceptions import ToolError
 
 from shared.errors import InvalidInput, Unavailable
+from shared.policy import NO_RETRY, RETRY, Policy
 from shared.resilience.retry import RetryPolicy, is_transient, run_with_retry
-from shared.tool import DEFAULT_RETRY, ToolPolicy, guard_tool
-
-
-class FakeTime:
-    """A clock and a sleep that advances it, recording every wait."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.waits: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.now += seconds
+from shared.server import SuiteServer
+from shared.tool import ToolPolicy, guard_tool
+from tests.support.clock import FakeClock
 
 
 class Flaky:
     """Fails with the given errors in order, then returns "done"; optionally takes fake time per try."""
 
-    def __init__(self, *errors: BaseException, time: FakeTime | None = None, cost: float = 0.0) -> None:
+    def __init__(self, *errors: BaseException, time: FakeClock | None = None, cost: float = 0.0) -> None:
         self.errors = list(errors)
         self.calls = 0
         self.time = time
@@ -43,7 +31,7 @@ class Flaky:
     async def __call__(self) -> str:
         self.calls += 1
         if self.time is not None:
-            self.time.now += self.cost
+            self.time.advance(self.cost)
         if self.errors:
             raise self.errors.pop(0)
         return "done"
@@ -97,7 +85,7 @@ def test_not_transient(exc):
 
 
 async def test_transient_errors_are_retried_up_to_attempts():
-    t = FakeTime()
+    t = FakeClock(0.0)
     errors = [ConnectionResetError(n) for n in range(5)]
     fn = Flaky(*errors)
     seen: list[tuple[int, str]] = []
@@ -105,7 +93,7 @@ async def test_transient_errors_are_retried_up_to_attempts():
         await run_with_retry(
             fn,
             RetryPolicy(attempts=3),
-            clock=t.clock,
+            clock=t,
             sleep=t.sleep,
             on_retry=lambda n, exc: seen.append((n, type(exc).__name__)),
         )
@@ -116,58 +104,57 @@ async def test_transient_errors_are_retried_up_to_attempts():
 
 
 async def test_success_after_transient_failures():
-    t = FakeTime()
+    t = FakeClock(0.0)
     fn = Flaky(pg.SerializationError("x"), pg.DeadlockDetectedError("y"))
-    assert await run_with_retry(fn, RetryPolicy(attempts=3), clock=t.clock, sleep=t.sleep) == "done"
+    assert await run_with_retry(fn, RetryPolicy(attempts=3), clock=t, sleep=t.sleep) == "done"
     assert fn.calls == 3
 
 
 async def test_the_last_original_exception_is_reraised():
-    t = FakeTime()
+    t = FakeClock(0.0)
     last = pg.DeadlockDetectedError("second")
     fn = Flaky(pg.SerializationError("first"), last)
     with pytest.raises(pg.DeadlockDetectedError) as info:
-        await run_with_retry(fn, RetryPolicy(attempts=2), clock=t.clock, sleep=t.sleep)
+        await run_with_retry(fn, RetryPolicy(attempts=2), clock=t, sleep=t.sleep)
     assert info.value is last
 
 
 @pytest.mark.parametrize("exc", [ValueError("bug"), InvalidInput("bad"), TimeoutError(), Unavailable("x")])
 async def test_non_transient_is_not_retried(exc):
-    t = FakeTime()
+    t = FakeClock(0.0)
     fn = Flaky(exc)
     with pytest.raises(type(exc)) as info:
-        await run_with_retry(fn, RetryPolicy(attempts=5), clock=t.clock, sleep=t.sleep)
+        await run_with_retry(fn, RetryPolicy(attempts=5), clock=t, sleep=t.sleep)
     assert info.value is exc
     assert fn.calls == 1
     assert t.waits == []
 
 
 async def test_cancellation_is_not_retried():
-    t = FakeTime()
+    t = FakeClock(0.0)
     fn = Flaky(asyncio.CancelledError())
     with pytest.raises(asyncio.CancelledError):
-        await run_with_retry(fn, RetryPolicy(attempts=5), clock=t.clock, sleep=t.sleep)
+        await run_with_retry(fn, RetryPolicy(attempts=5), clock=t, sleep=t.sleep)
     assert fn.calls == 1
 
 
 async def test_deadline_stops_retrying_early():
-    t = FakeTime()
+    t = FakeClock(0.0)
     # Each try takes 1 s of fake time and waits are at most 0.05 s: tries end near 1, 2, 3 s.
     fn = Flaky(*(ConnectionResetError() for _ in range(10)), time=t, cost=1.0)
     policy = RetryPolicy(attempts=10, initial_wait=0.01, max_wait=0.05)
     with pytest.raises(ConnectionResetError):
-        await run_with_retry(fn, policy, deadline=2.5, clock=t.clock, sleep=t.sleep)
+        await run_with_retry(fn, policy, deadline=2.5, clock=t, sleep=t.sleep)
     assert fn.calls == 3  # a third try would start after the deadline
     assert len(t.waits) == 2
     assert t.now < 3.2
 
 
 async def test_no_retry_when_the_wait_would_pass_the_deadline():
-    t = FakeTime()
-    t.now = 10.0
+    t = FakeClock(10.0)
     fn = Flaky(pg.SerializationError("x"))
     with pytest.raises(pg.SerializationError):
-        await run_with_retry(fn, RetryPolicy(attempts=5), deadline=10.0, clock=t.clock, sleep=t.sleep)
+        await run_with_retry(fn, RetryPolicy(attempts=5), deadline=10.0, clock=t, sleep=t.sleep)
     assert fn.calls == 1
     assert t.waits == []
 
@@ -175,11 +162,11 @@ async def test_no_retry_when_the_wait_would_pass_the_deadline():
 async def test_waits_are_full_jitter_within_exponential_bounds():
     saved = random.getstate()
     random.seed(20240611)
-    t = FakeTime()
+    t = FakeClock(0.0)
     policy = RetryPolicy(attempts=8, initial_wait=0.1, max_wait=1.0)
     fn = Flaky(*(ConnectionRefusedError() for _ in range(7)))
     try:
-        assert await run_with_retry(fn, policy, clock=t.clock, sleep=t.sleep) == "done"
+        assert await run_with_retry(fn, policy, clock=t, sleep=t.sleep) == "done"
     finally:
         random.setstate(saved)
     assert len(t.waits) == 7
@@ -194,7 +181,7 @@ async def test_waits_are_full_jitter_within_exponential_bounds():
 
 
 async def test_a_whole_function_is_rerun():
-    t = FakeTime()
+    t = FakeClock(0.0)
     steps: list[str] = []
     failures = [pg.SerializationError("x")]
 
@@ -206,45 +193,47 @@ async def test_a_whole_function_is_rerun():
         steps.append("commit")
         return len(steps)
 
-    assert await run_with_retry(transaction, RetryPolicy(), clock=t.clock, sleep=t.sleep) == 5
+    assert await run_with_retry(transaction, RetryPolicy(), clock=t, sleep=t.sleep) == 5
     assert steps == ["begin", "update", "begin", "update", "commit"]
 
 
 async def test_lambdas_and_partials_returning_awaitables_are_awaited():
     """The tool layer passes `lambda: fn(*args)`; tenacity would not await that by itself."""
-    t = FakeTime()
+    t = FakeClock(0.0)
     fn = Flaky(ConnectionResetError())
 
     async def body(x: int) -> str:
         return f"{await fn()}:{x}"
 
-    assert await run_with_retry(lambda: body(1), RetryPolicy(), clock=t.clock, sleep=t.sleep) == "done:1"
+    assert await run_with_retry(lambda: body(1), RetryPolicy(), clock=t, sleep=t.sleep) == "done:1"
     assert fn.calls == 2
     assert await run_with_retry(functools.partial(body, 2), RetryPolicy(), sleep=t.sleep) == "done:2"
 
 
 @pytest.mark.parametrize(
-    ("flags", "retried"),
+    ("policy", "retried"),
     [
-        ({"read_only": True}, True),
-        ({"idempotent": True}, True),  # a write that is safe to repeat (an upsert, a set-to-value)
-        ({"idempotent": True, "destructive": True}, True),  # e.g. delete by id
-        ({}, False),  # a plain write: repeating it could apply it twice
-        ({"destructive": True}, False),
-        ({"idempotent": True, "retry": False}, False),  # opted out
+        (Policy(read_only=True, retry=RETRY), True),
+        (Policy(idempotent=True, retry=RETRY), True),  # a write that is safe to repeat (an upsert, a set-to-value)
+        (Policy(idempotent=True, destructive=True, retry=RETRY), True),  # e.g. delete by id
+        (Policy(read_only=True), False),  # nothing is implied: no `retry=`, one try
+        (Policy(), False),  # a plain write: repeating it could apply it twice
+        (Policy(destructive=True), False),
+        (Policy(idempotent=True, retry=RETRY) | Policy(retry=NO_RETRY), False),  # opted out
     ],
-    ids=["read_only", "idempotent_write", "idempotent_destructive", "write", "destructive", "opted_out"],
+    ids=["read_only", "idempotent_write", "idempotent_destructive", "read_only_unsaid", "write", "destructive",
+         "opted_out"],
 )
-async def test_which_tools_the_tool_layer_retries(flags, retried):
+async def test_which_tools_the_tool_layer_retries(policy, retried):
     """Through `guard_tool`, the layer every tool call goes through: a lost connection on the first try."""
     fn = Flaky(ConnectionResetError())
 
     async def body() -> str:
         return await fn()
 
-    policy = ToolPolicy.declare("t", **flags)
-    assert policy.retry == (DEFAULT_RETRY if retried else None)
-    guarded = guard_tool(body, policy)
+    resolved = ToolPolicy.resolve("t", policy)  # what `app.tool(policy)` registers
+    assert resolved.retry == (RETRY if retried else None)
+    guarded = guard_tool(body, resolved)
     if retried:
         assert await guarded() == "done"
         assert fn.calls == 2
@@ -254,11 +243,15 @@ async def test_which_tools_the_tool_layer_retries(flags, retried):
         assert fn.calls == 1
 
 
-def test_retries_for_a_tool_that_is_not_safe_to_repeat_are_refused_at_declaration():
+@pytest.mark.parametrize("policy", [Policy(retry=RETRY), Policy(destructive=True, retry=RetryPolicy(attempts=2))],
+                         ids=["write", "destructive"])
+def test_retries_for_a_tool_that_is_not_safe_to_repeat_are_refused_at_declaration(policy):
+    app = SuiteServer("unsafe-retry")
     with pytest.raises(ValueError, match="only read-only or idempotent"):
-        ToolPolicy.declare("w", retry=True)
-    with pytest.raises(ValueError, match="only read-only or idempotent"):
-        ToolPolicy.declare("w", destructive=True, retry=RetryPolicy(attempts=2))
+        @app.tool(policy)
+        async def write() -> None:
+            return None
+    assert "write" not in app.policies
 
 
 def test_policy_validation():
