@@ -38,7 +38,7 @@ import inspect
 import logging
 import types
 import typing
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -49,7 +49,7 @@ from pydantic import PlainValidator, TypeAdapter, ValidationError, WithJsonSchem
 
 from shared.errors import ToolFailure, Unavailable, to_failure
 from shared.identity import active_call
-from shared.policy import DEFAULT_TIMEOUT_S, NO_RETRY, RETRY, Policy
+from shared.policy import DEFAULT_TIMEOUT_S, NO_RETRY, Policy
 from shared.resilience.deadline import deadline_at
 from shared.resilience.limits import Rate
 from shared.resilience.retry import RetryPolicy, is_transient, run_with_retry
@@ -58,8 +58,7 @@ log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
-DEFAULT_RETRY = RETRY  # (the name older code imports)
-__all__ = ["DEFAULT_RETRY", "DEFAULT_TIMEOUT_S", "ToolFailed", "ToolPolicy", "guard_tool", "register_tool"]
+__all__ = ["DEFAULT_TIMEOUT_S", "ToolFailed", "ToolPolicy", "guard_tool", "register_tool"]
 
 
 @dataclass(frozen=True)
@@ -90,18 +89,6 @@ class ToolPolicy:
         return cls(name=name, scopes=policy.scopes, read_only=policy.read_only, destructive=policy.destructive,
                    idempotent=safe_to_repeat, timeout=policy.timeout or DEFAULT_TIMEOUT_S, rate=policy.rate,
                    retry=retry, redact=policy.redact, title=title)
-
-    @classmethod
-    def declare(cls, name: str, *, scopes: Iterable[str] = (), read_only: bool = False, destructive: bool = False,
-                idempotent: bool = False, timeout: float = DEFAULT_TIMEOUT_S, rate: Rate | str | None = None,
-                retry: bool | RetryPolicy | None = None, redact: Iterable[str] = (),
-                title: str | None = None) -> ToolPolicy:
-        """Keyword form for tests of the tool layer (`None` retry: on for tools safe to repeat)."""
-        if timeout <= 0:
-            raise ValueError(f"tool {name}: timeout must be positive")
-        policy = keyword_policy(scopes=scopes, read_only=read_only, destructive=destructive,
-                                idempotent=idempotent, timeout=timeout, rate=rate, retry=retry, redact=redact)
-        return cls.resolve(name, policy, title=title)
 
     def annotations(self) -> ToolAnnotations:
         return ToolAnnotations(
@@ -244,18 +231,6 @@ def rejection_fields(exc: ValidationError) -> list[str]:
 
 
 # --- the decorator ------------------------------------------------------------------------------------------
-
-def keyword_policy(*, scopes: Iterable[str] = (), read_only: bool = False, destructive: bool = False,
-                   idempotent: bool = False, timeout: float | None = None, rate: Rate | str | None = None,
-                   retry: bool | RetryPolicy | None = None, redact: Iterable[str] = ()) -> Policy:
-    """The keyword form of a policy, for tests of the tool layer (`ToolPolicy.declare`): its
-    `retry=None` means "on when safe to repeat". Tools are declared with `Policy` parts instead."""
-    if retry is None:
-        retry = read_only or idempotent
-    chosen = (RETRY if retry else NO_RETRY) if isinstance(retry, bool) else retry
-    return Policy(scopes=scopes, read_only=read_only, destructive=destructive, idempotent=idempotent,
-                  timeout=timeout, rate=rate, retry=chosen, redact=redact)
-
 
 def register_tool(server: Any, policy: Policy, *, name: str | None, title: str | None) -> Callable[[F], F]:
     """`SuiteServer.tool`: resolve and check the policy, then add the guarded body to the SDK server."""

@@ -167,8 +167,8 @@ async def test_a_client_cancellation_is_not_counted_but_a_deadline_is(hang_url, 
             entered.set()
             return await conn.fetchval("SELECT count(*) FROM hang_target")
 
-    patient = guard_tool(body, ToolPolicy.declare("patient", read_only=True, timeout=30))
-    hasty = guard_tool(body, ToolPolicy.declare("hasty", read_only=True, timeout=0.3))
+    patient = guard_tool(body, ToolPolicy.resolve("patient", Policy(read_only=True, retry=RETRY, timeout=30)))
+    hasty = guard_tool(body, ToolPolicy.resolve("hasty", Policy(read_only=True, retry=RETRY, timeout=0.3)))
     locker = admin.transaction()
     await locker.start()
     await admin.execute("LOCK TABLE hang_target IN ACCESS EXCLUSIVE MODE")
