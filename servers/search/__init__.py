@@ -5,6 +5,7 @@
 """
 
 from servers.search.cli import add_cli
+from servers.search.settings import SearchSettings
 from shared.server_spec import Need, ServerSpec
 
 SPEC = ServerSpec(
@@ -16,4 +17,5 @@ SPEC = ServerSpec(
                 "folders the `ingest` tool may read (separated by ':'); unset, ingest from paths is disabled",
                 "/home/you/Documents"),),
     add_cli=add_cli,
+    settings=(SearchSettings,),
 )
