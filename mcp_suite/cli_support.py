@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -72,7 +71,7 @@ def announce_database(settings: Settings) -> None:
     if settings.database_url or settings.home != default_home():
         print(f"database: {describe_database(settings)}", file=sys.stderr)
     if not settings.database_url and not is_initialised(settings.home):
-        hint = "" if os.environ.get("MCP_SUITE_HOME") else (
+        hint = "" if settings.home != default_home() else (
             " (MCP_SUITE_HOME is not set: set it to keep the suite's data elsewhere)")
         print(f"creating a new database under {settings.home / 'pg'}{hint}", file=sys.stderr)
 

@@ -1,5 +1,8 @@
-"""docs/configuration.md, generated from the settings sections: `python -m mcp_suite.configuration`.
+"""Every settings section in use, checked at once; and docs/configuration.md, generated from them.
 
+The sections are the core's (`shared.config.CORE_SECTIONS`) and each registered server's
+(`ServerSpec.settings`, read from the registry), so a server added through an entry point is
+documented and checked like a shipped one. `python -m mcp_suite.configuration` prints the page;
 `tests/test_configuration.py` fails when the page is stale or when the code names an `MCP_SUITE_*`
 variable that no section declares, so the page is always the whole list.
 """
@@ -7,12 +10,27 @@ variable that no section declares, so the page is always the whole list.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from servers.search.settings import SearchSettings
-from shared.config import CORE_SECTIONS, variables
+from shared.config import CORE_SECTIONS, load, variables
 
-SECTIONS: tuple[type, ...] = (*CORE_SECTIONS, SearchSettings)
+
+def sections(servers: Iterable[str] | None = None) -> tuple[type, ...]:
+    """The core's sections, then those of the named servers (default: every registered one)."""
+    from mcp_suite.registry import spec, specs
+
+    chosen = [spec(name) for name in servers] if servers is not None else list(specs().values())
+    found: list[type] = list(CORE_SECTIONS)
+    for one in chosen:
+        found += [section for section in one.settings if section not in found]
+    return tuple(found)
+
+
+def check(servers: Iterable[str] | None = None, environ: Mapping[str, str] | None = None) -> None:
+    """Load every section once, so a bad value stops a command at its start (`SettingsError`, one line)."""
+    for section in sections(servers):
+        load(section, environ)
 
 
 def _shown(meta: Any, default: Any) -> str:
@@ -37,7 +55,7 @@ def render() -> str:
         "Values are checked at start: a bad one stops the command with one line naming the variable.",
         "Secrets are never printed.",
     ]
-    for section in SECTIONS:
+    for section in sections():
         doc = (section.__doc__ or "").strip().splitlines()[0]
         lines += ["", f"## {section.__name__} ({section.__module__})", "", doc, "",
                   "| variable | default | meaning |", "|---|---|---|"]
@@ -48,7 +66,7 @@ def render() -> str:
 
 
 def declared() -> set[str]:
-    return {meta.env for section in SECTIONS for _name, meta, _default in variables(section)}
+    return {meta.env for section in sections() for _name, meta, _default in variables(section)}
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import os
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
@@ -82,9 +81,10 @@ def __getattr__(attribute: str) -> object:
 
 def load_servers(name: str) -> list[SuiteServer]:
     """`all` (the registry, or `MCP_SUITE_SERVERS`), a registry name, or `module:attribute`."""
-    from shared.http.layers import split_list
+    from shared.config import HttpSettings
+    from shared.config import load as load_settings
 
-    chosen = (split_list(os.environ.get("MCP_SUITE_SERVERS")) or names()) if name == "all" else [name]
+    chosen = (list(load_settings(HttpSettings).servers) or names()) if name == "all" else [name]
     servers: list[SuiteServer] = []
     for entry in chosen:
         if ":" in entry:

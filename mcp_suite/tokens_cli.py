@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
@@ -45,10 +44,10 @@ def _parser() -> argparse.ArgumentParser:
 def known_scopes() -> set[str]:
     """Every scope a tool of a servable server declares (a server that fails to import adds none)."""
     from mcp_suite.registry import SERVERS, load_servers
-    from shared.http.layers import split_list
+    from shared.config import HttpSettings, load
 
     scopes: set[str] = set()
-    for name in sorted(set(SERVERS) | set(split_list(os.environ.get("MCP_SUITE_SERVERS")))):
+    for name in sorted(set(SERVERS) | set(load(HttpSettings).servers)):
         try:
             servers = load_servers(name)
         except (ImportError, AttributeError, KeyError, ValueError):

@@ -13,9 +13,12 @@ load(PoolSettings)          # PoolSettings(max_size=10), or SettingsError("MCP_S
 ```
 
 The core's sections are below; a server declares its own next to its code (e.g.
-`servers/search/settings.py`). `mcp-suite` generates `docs/configuration.md` from the sections, and a
-test fails when that page or the list of variables the code mentions is stale. Nothing else reads
-`os.environ` for a setting.
+`servers/search/settings.py`) and lists them in its `ServerSpec.settings`. `mcp-suite` generates
+`docs/configuration.md` from the sections and checks them all when a command starts (a bad value is
+one line naming the variable, exit status 2). Code reads a setting only through `load` (or `given`,
+which hands a user's text on unchanged, for `claude-config`); writing variables for a child process
+is fine. `tests/test_configuration.py` fails when the page is stale, when the code names a variable
+no section declares, or when it reads one from the environment itself.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +34,8 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 DEFAULT_STDIO_SCOPES = "*:read *:write"
+SCOPE_RE = re.compile(r"^(\*|[a-z0-9_*?-]+:[a-z0-9_*?-]+)$")  # `server:verb`, wildcards allowed
+MIN_KEY_CHARS = 32
 
 
 class SettingsError(ValueError):
@@ -101,6 +107,20 @@ def paths(text: str) -> tuple[str, ...]:
     return tuple(item for item in text.split(os.pathsep) if item)
 
 
+def at_least_chars(min_length: int) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if len(value) < min_length:
+            raise ValueError(f"must be at least {min_length} characters")
+        return value
+    return parse
+
+
+def postgres_url(value: str) -> str:
+    if not value.startswith(("postgresql://", "postgres://")):
+        raise ValueError("must be a URL starting with postgresql:// (or postgres://)")
+    return value
+
+
 def choice(*allowed: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         value = text.strip().lower()
@@ -132,6 +152,17 @@ def load(section: type[T], environ: Mapping[str, str] | None = None) -> T:
         raise SettingsError(str(exc)) from None
 
 
+def given(section: type, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The section's variables the user set, as written, once `load` accepts them all.
+
+    For handing a configuration on unchanged (`claude-config` copies a server's needs into the
+    client's config); decisions use `load`'s typed values.
+    """
+    environ = os.environ if environ is None else environ
+    load(section, environ)
+    return {meta.env: environ[meta.env] for _name, meta, _default in variables(section) if environ.get(meta.env)}
+
+
 def default_home() -> Path:
     xdg = os.environ.get("XDG_DATA_HOME")  # the XDG convention's own variable, not a suite setting
     base = Path(xdg) if xdg else Path.home() / ".local" / "share"
@@ -145,8 +176,12 @@ def _os_user() -> str:
         return "local"
 
 
-def _scopes(text: str) -> frozenset[str]:
-    return frozenset(words(text))
+def _scopes(value: str) -> frozenset[str]:
+    scopes = words(value)
+    bad = [scope for scope in scopes if not SCOPE_RE.match(scope)]
+    if bad:
+        raise ValueError(f"{bad[0][:40]!r} is not a scope; scopes look like 'profiles:read' or '*:read'")
+    return frozenset(scopes)
 
 
 # --- the core's sections ---------------------------------------------------------------------------------
@@ -159,7 +194,8 @@ class Settings:
     """
 
     database_url: str | None = setting(
-        "DATABASE_URL", None, "PostgreSQL URL of an administrator (runs migrations); unset: the embedded database")
+        "DATABASE_URL", None, "PostgreSQL URL of an administrator (runs migrations); unset: the embedded database",
+        parse=postgres_url, secret=True)
     home: Path = setting("MCP_SUITE_HOME", None, "folder for the embedded database and the audit key",
                          parse=lambda text: Path(text).expanduser(), default_factory=default_home,
                          shown_default="~/.local/share/mcp-suite")
@@ -191,7 +227,7 @@ class DatabaseRoleSettings:
 
     app_database_url: str | None = setting(
         "MCP_SUITE_APP_DATABASE_URL", None, "URL servers connect with; unset: DATABASE_URL as mcp_suite_app",
-        secret=True)
+        parse=postgres_url, secret=True)
     app_password: str | None = setting(
         "MCP_SUITE_APP_DB_PASSWORD", None, "the mcp_suite_app role's password (set by `migrate`)", secret=True)
     migrations: str | None = setting(
@@ -202,7 +238,8 @@ class DatabaseRoleSettings:
 class KeySettings:
     """The suite's key, held outside the database (see `shared/keys.py`)."""
 
-    key: str | None = setting("MCP_SUITE_AUDIT_KEY", None, "the key itself (32+ characters)", secret=True)
+    key: str | None = setting("MCP_SUITE_AUDIT_KEY", None, f"the key itself, at least {MIN_KEY_CHARS} characters",
+                              parse=at_least_chars(MIN_KEY_CHARS), secret=True)
     key_file: str | None = setting("MCP_SUITE_AUDIT_KEY_FILE", None, "file holding the key",
                                    shown_default="$MCP_SUITE_HOME/audit.key")
 

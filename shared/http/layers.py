@@ -1,13 +1,13 @@
 """The ASGI layers in front of the MCP transports, and the HTTP deployment settings they read.
 
     RequestLog (request id, one JSON line per request) → HostOriginGuard (421/403 against DNS
-    rebinding) → [bearer authentication from the headers, `http_auth`] → ServerGate (401 for a
+    rebinding) → [bearer authentication from the headers, `shared.http.auth`] → ServerGate (401 for a
     missing or bad token, before any body is read; body limit 413; a JSON-RPC error with 400 for a
     body the SDK cannot parse; 403 `insufficient_scope` for a `tools/call` the caller's scopes do not
     allow; every refused tool call audited like any other call) → the SDK transport.
 
 The 403 needs the tool name, which only the JSON-RPC body carries, so the gate reads the (bounded)
-body once, parses it once (`jsonrpc_guard.check`, the SDK's own parser) and replays it to the
+body once, parses it once (`shared.jsonrpc_guard.check`, the SDK's own parser) and replays it to the
 transport. An unauthenticated request is answered from its headers alone, so it cannot make the
 server wait for a slow body; its refusal is audited as tool `-` (the tool it meant is unread).
 The gate decides with the pipeline's own functions (`pipeline.refusal` for the scope check,
@@ -15,7 +15,7 @@ The gate decides with the pipeline's own functions (`pipeline.refusal` for the s
 the server's one pipeline (`audit_refusal`), so the two cannot drift; an admitted caller's principal
 is handed to the pipeline in `scope["state"]["principal"]`, per request. The pipeline still checks
 scopes too (stdio has no gate). Slow or partial requests are cut off below the application, by the
-HTTP protocol (`http_limits`).
+HTTP protocol (`shared.http.limits`).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
-import os
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +35,8 @@ from mcp.server.auth.settings import AuthSettings
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.auth.tokens import REASONS, parse_scopes
+from shared.auth.tokens import REASONS
+from shared.config import HttpSettings, load
 from shared.errors import PermissionDenied, ToolFailure
 from shared.http import metrics
 from shared.http.auth import (
@@ -69,10 +70,6 @@ class _TransportRefused(PermissionDenied):
     error_class = "transport_refused"
 
 
-def split_list(value: str | None) -> list[str]:
-    return [item for item in (value or "").replace(",", " ").split() if item]
-
-
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -84,7 +81,11 @@ def is_loopback(host: str) -> bool:
 
 @dataclass
 class HttpConfig:
-    """Deployment facts of the HTTP transports (flags first, then `MCP_SUITE_*` variables)."""
+    """Deployment facts of the HTTP transports: the `serve` flags plus `HttpSettings` (`MCP_SUITE_*`).
+
+    The variables are read by the one loader (`shared.config.load`), so a bad value stops `serve`
+    with the loader's one line naming the variable, and a value means here what the loader says.
+    """
 
     host: str = "127.0.0.1"
     port: int = 8765
@@ -105,24 +106,23 @@ class HttpConfig:
     max_connections: int = 1000
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> HttpConfig:
-        env = os.environ
+    def from_args(cls, args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> HttpConfig:
+        """The flags in `args` and `load(HttpSettings)`; `SettingsError` (a ValueError) on a bad value.
+
+        On a loopback bind, unset Host/Origin lists default to the loopback names (DNS-rebinding defence).
+        """
+        settings = load(HttpSettings, environ)
         loopback = is_loopback(args.host)
-        public = env.get("MCP_SUITE_PUBLIC_URL") or f"http://{args.host}:{args.port}"
+        public = settings.public_url or f"http://{args.host}:{args.port}"
         return cls(
             host=args.host, port=args.port, transport=args.transport, mount_all=args.name == "all",
             allow_anonymous=bool(args.allow_anonymous), public_url=public.rstrip("/"),
-            allowed_hosts=split_list(env.get("MCP_SUITE_ALLOWED_HOSTS")) or (LOOPBACK_HOSTS if loopback else []),
-            allowed_origins=split_list(env.get("MCP_SUITE_ALLOWED_ORIGINS")) or (LOOPBACK_ORIGINS if loopback else []),
-            max_body_bytes=int(env.get("MCP_SUITE_MAX_BODY_BYTES") or (1 << 20)),
-            json_response=env.get("MCP_SUITE_JSON_RESPONSE", "0").lower() in ("1", "true", "yes"),
-            metrics_token=env.get("MCP_SUITE_METRICS_TOKEN") or None,
-            rate_store=(env.get("MCP_SUITE_RATE_LIMIT_STORE") or "local").lower(),
-            issuer_url=env.get("MCP_SUITE_AUTH_ISSUER") or None,
-            anonymous_scopes=frozenset(parse_scopes(env.get("MCP_SUITE_ANONYMOUS_SCOPES") or DEFAULT_ANONYMOUS_SCOPES)),
-            header_timeout_s=float(env.get("MCP_SUITE_HEADER_TIMEOUT_S") or 10.0),
-            body_timeout_s=float(env.get("MCP_SUITE_BODY_TIMEOUT_S") or 30.0),
-            max_connections=int(env.get("MCP_SUITE_MAX_CONNECTIONS") or 1000),
+            allowed_hosts=list(settings.allowed_hosts) or (list(LOOPBACK_HOSTS) if loopback else []),
+            allowed_origins=list(settings.allowed_origins) or (list(LOOPBACK_ORIGINS) if loopback else []),
+            max_body_bytes=settings.max_body_bytes, json_response=settings.json_response,
+            metrics_token=settings.metrics_token, rate_store=settings.rate_store, issuer_url=settings.issuer_url,
+            anonymous_scopes=settings.anonymous_scopes, header_timeout_s=settings.header_timeout_s,
+            body_timeout_s=settings.body_timeout_s, max_connections=settings.max_connections,
         )
 
 
