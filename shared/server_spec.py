@@ -10,6 +10,10 @@ the core (`shared/`) imports a server. A spec is cheap to import: the server's `
 as `module:attribute` and imported only when it is served or described, and `add_cli` imports the
 command's own code only when the command runs, so `mcp-suite --help` stays fast.
 
+A server's schema is not in its spec: its `NNNN_name.sql` files live in its own `migrations` package,
+registered under the `mcp_suite.migrations` entry-point group, so the core's migration runner
+(`shared.db.migrate`) finds and applies them without importing the server or the command line.
+
 `add_cli(cli)` adds the server's command-line parts through `CliHooks`: its own top-level commands
 (search's `ingest`) and targets under the shared command groups (`demo profiles`, `eval search`,
 `bench search`). Each parser it adds sets `handler=` (a function of the parsed arguments returning

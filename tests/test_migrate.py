@@ -43,3 +43,27 @@ def test_bad_file_names_are_rejected(tmp_path: Path):
     (tmp_path / "1_bad.sql").write_text("SELECT 1;")
     with pytest.raises(migrate.MigrationError):
         migrate.load(tmp_path)
+
+
+def test_each_server_registers_its_own_migrations():
+    """A server's schema lives in its package and reaches the runner through the entry-point group."""
+    root = Path(__file__).resolve().parent.parent
+    owned = {p.parent.parent.name for p in (root / "servers").glob("*/migrations/__init__.py")}
+    assert owned == {"profiles", "search"}
+    sources = {path.resolve() for path in migrate.migration_sources()}
+    assert {(root / "servers" / name / "migrations").resolve() for name in owned} <= sources
+    assert (root / "migrations").resolve() in sources
+    names = [m.name for m in migrate.load()]
+    assert names == sorted(names)  # one global order across the packages
+    assert {"0001_core.sql", "0002_user_profiles.sql", "0003_search.sql"} <= set(names)
+
+
+def test_a_version_used_twice_across_packages_is_refused(tmp_path: Path, monkeypatch):
+    core, server = tmp_path / "core", tmp_path / "server"
+    core.mkdir()
+    server.mkdir()
+    (core / "0001_core.sql").write_text("SELECT 1;")
+    (server / "0001_notes.sql").write_text("SELECT 2;")
+    monkeypatch.setattr(migrate, "migration_sources", lambda: [core, server])
+    with pytest.raises(migrate.MigrationError, match="0001_core.sql and 0001_notes.sql"):
+        migrate.load()

@@ -27,14 +27,16 @@ def test_the_wheel_carries_the_migrations_and_every_package(tmp_path: Path):
     assert built.returncode == 0, built.stderr[-2000:]
     (wheel,) = (tmp_path / "dist").glob("mcp_suite-*.whl")
     files = set(zipfile.ZipFile(wheel).namelist())
-    shipped = {f"migrations/{p.name}" for p in (ROOT / "migrations").glob("*.sql")}
-    assert shipped and shipped <= files
-    assert "migrations/__init__.py" in files
+    shipped = {p.relative_to(ROOT).as_posix() for p in ROOT.glob("**/migrations/*.sql") if ".venv" not in p.parts}
+    assert {"migrations/0001_core.sql", "servers/profiles/migrations/0002_user_profiles.sql"} <= shipped <= files
+    assert {"migrations/__init__.py", "servers/search/migrations/__init__.py"} <= files
     for module in ("mcp_suite/cli.py", "mcp_suite/registry.py", "shared/server_spec.py", "shared/db/migrate.py",
                    "servers/profiles/cli.py", "servers/search/cli.py", "servers/search/lab/bench.py"):
         assert module in files, module
     entry_points = next(f for f in files if f.endswith(".dist-info/entry_points.txt"))
-    assert "mcp-suite = mcp_suite.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    registered = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "mcp-suite = mcp_suite.cli:main" in registered
+    assert "[mcp_suite.migrations]" in registered and "profiles = servers.profiles.migrations" in registered
 
 
 def test_the_image_copies_every_package_and_needs_no_migrations_path():

@@ -1,8 +1,8 @@
 """User profiles: one profile per principal, validated, versioned, soft-deleted.
 
 `models` holds validation and shapes, `store` the SQL, `tools` the MCP tools and their policies,
-`demo` seeded demo data, `cli` its command (`mcp-suite demo profiles`). The schema is in the
-`migrations` package (the profiles table and its grants).
+`demo` seeded demo data, `cli` its command (`mcp-suite demo profiles`). Its schema is in
+`servers/profiles/migrations` (registered in pyproject.toml's `mcp_suite.migrations` entry points).
 """
 
 from servers.profiles.cli import add_cli

@@ -2,7 +2,7 @@
 
 Every rule here raises a message written for the model and never echoes the rejected value (a 1 MB
 string must not come back in the error). Nothing is trimmed or case-folded: a value is stored exactly
-as given or refused. The table's CHECK constraints (migrations/0002_user_profiles.sql) repeat the
+as given or refused. The table's CHECK constraints (servers/profiles/migrations/0002_user_profiles.sql) repeat the
 coarse rules as a last line of defence; these rules are always at least as strict.
 
 Email syntax is checked by hand (a conservative ASCII subset of RFC 5321 mailbox syntax) because the

@@ -1,8 +1,15 @@
 """Ordered plain-SQL migrations, applied once each and checksummed.
 
-Files are `migrations/NNNN_name.sql`, applied in numeric order, each in its own transaction. A table
-records what ran and the file's SHA-256: editing an applied file is an error, not a silent drift.
-Concurrent starts (several servers on one database) serialise on an advisory lock.
+Files are `NNNN_name.sql`, applied in numeric order, each in its own transaction. A table records
+what ran and the file's SHA-256: editing an applied file is an error, not a silent drift. Concurrent
+starts (several servers on one database) serialise on an advisory lock.
+
+Where the files live: the core's schema (audit log, tokens, rate limits, roles) in the top-level
+`migrations` package; each server's own schema in a package of its own (`servers/profiles/migrations`),
+registered under the `mcp_suite.migrations` entry-point group in its distribution's metadata. The core
+finds them there without importing any server, and applies all of them together in one global version
+order (version numbers are unique across packages), so one database has one linear history whichever
+server starts first.
 
 Roles: the URL given to `apply` is an administrator's (the embedded superuser, or the compose
 `POSTGRES_USER`). Before the files run, `ensure_roles` creates two roles: `mcp_suite_owner` (no login)
@@ -21,6 +28,7 @@ import hashlib
 import importlib.resources
 import re
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -35,6 +43,7 @@ _EXTENSION = re.compile(r"CREATE EXTENSION IF NOT EXISTS (\w+)", re.IGNORECASE)
 SUPERSEDED_CHECKSUMS = {
     1: {"79c954c1802191f41c14039d184d9816f2ec7bc3b4eca6155e78819e941f7cd9"},  # 0001: audit comments
 }
+ENTRY_POINT_GROUP = "mcp_suite.migrations"
 OWNER_ROLE = "mcp_suite_owner"
 APP_ROLE = "mcp_suite_app"
 
@@ -62,25 +71,36 @@ class Migration:
 
 
 def migrations_dir() -> Path:
-    """`MCP_SUITE_MIGRATIONS` if set, else the installed `migrations` package (shipped with the suite)."""
+    """The core's migrations: `MCP_SUITE_MIGRATIONS` if set, else the installed `migrations` package."""
     override = config.load(config.DatabaseRoleSettings).migrations
     if override:
         return Path(override)
     return Path(str(importlib.resources.files("migrations")))
 
 
+def migration_sources() -> list[Path]:
+    """The core's folder, then each registered server's (`mcp_suite.migrations` entry points, by name)."""
+    sources = [migrations_dir()]
+    for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        sources.append(Path(str(importlib.resources.files(entry.value))))
+    return sources
+
+
 def load(directory: Path | None = None) -> list[Migration]:
-    directory = directory or migrations_dir()
-    found: list[Migration] = []
-    for path in sorted(directory.glob("*.sql")):
-        match = _NAME.match(path.name)
-        if not match:
-            raise MigrationError(f"migration file name must look like 0001_name.sql: {path.name}")
-        found.append(Migration(int(match.group(1)), path.name, path.read_text(encoding="utf-8")))
-    versions = [m.version for m in found]
-    if len(set(versions)) != len(versions):
-        raise MigrationError("two migration files share a version number")
-    return found
+    """Every migration in version order: of `directory` alone when given, else of `migration_sources()`."""
+    found: dict[int, tuple[Migration, Path]] = {}
+    for folder in [directory] if directory is not None else migration_sources():
+        for path in sorted(folder.glob("*.sql")):
+            match = _NAME.match(path.name)
+            if not match:
+                raise MigrationError(f"migration file name must look like 0001_name.sql: {path.name}")
+            migration = Migration(int(match.group(1)), path.name, path.read_text(encoding="utf-8"))
+            if migration.version in found:
+                other = found[migration.version][0].name
+                raise MigrationError(f"two migration files share version {migration.version}: {other} and "
+                                     f"{path.name}; give the newer one the next free number")
+            found[migration.version] = (migration, folder)
+    return [found[version][0] for version in sorted(found)]
 
 
 _HISTORY = """
