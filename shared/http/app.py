@@ -4,7 +4,7 @@
 `mcp-suite serve all` serves every server at `/NAME/mcp` (streamable HTTP) and `/NAME/sse` (SSE).
 `/healthz`, `/readyz` and `/metrics` sit at the root, with the RFC 9728 protected-resource metadata
 of each endpoint under `/.well-known/oauth-protected-resource/...`. The layers in front of the SDK
-transports (request log, Host/Origin guard, bearer auth, per-server gate) are in `http_layers`.
+transports (request log, Host/Origin guard, bearer auth, per-server gate) are in `shared.http.layers`.
 Each server's lifespan runs once per process, held by its streamable-HTTP session manager.
 
 `/readyz` answers `{"status": "ready"|"not_ready"}` (200/503) to anyone, and the per-server details
@@ -103,7 +103,8 @@ def _metadata_routes(m: _Mounted, issuer: str | None) -> list[BaseRoute]:
     return [Route(path or "/", handler, methods=["GET", "OPTIONS"])]
 
 
-def _ops_routes(mounted: list[_Mounted], config: HttpConfig, issuer: str | None) -> list[BaseRoute]:
+def _ops_routes(mounted: list[_Mounted], config: HttpConfig, issuer: str | None,
+                app_metrics: metrics.AppMetrics) -> list[BaseRoute]:
     def has_metrics_token(request: Request) -> bool:
         if not config.metrics_token:
             return False
@@ -135,7 +136,7 @@ def _ops_routes(mounted: list[_Mounted], config: HttpConfig, issuer: str | None)
     async def metrics_endpoint(request: Request) -> Response:
         if config.metrics_token and not has_metrics_token(request):
             return JSONResponse({"error": "invalid_token"}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
-        body, content_type = metrics.render()
+        body, content_type = app_metrics.render()
         return Response(body, media_type=content_type)
 
     routes: list[BaseRoute] = [
@@ -206,9 +207,11 @@ def build_app(servers: list[SuiteServer], config: HttpConfig, verifier: SuiteTok
         mounted.append(_Mounted(server, http_sub, auth))
         server_routes.append(Mount(prefix, app=ServerGate(server, Router(routes=inner), config, auth)))
 
+    app_metrics = metrics.AppMetrics(servers)
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: object) -> AsyncIterator[None]:
-        metrics.install(servers)
+        app_metrics.install()
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(verifier.close)
             for m in mounted:
@@ -220,7 +223,7 @@ def build_app(servers: list[SuiteServer], config: HttpConfig, verifier: SuiteTok
             log.info("serving %s", ", ".join(s.name for s in servers), extra={"event": "started"})
             yield
 
-    ops = _ops_routes(mounted, config, published_issuer)
+    ops = _ops_routes(mounted, config, published_issuer, app_metrics)
     # servers first where their prefixes cannot shadow anything (fewer route checks per call)
     routes = [*server_routes, *ops] if config.mount_all else [*ops, *server_routes]
     app: ASGIApp = Router(routes=routes, lifespan=lifespan)  # no Starlette error middleware: uvicorn answers 500

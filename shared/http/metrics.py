@@ -26,72 +26,79 @@ from shared.errors import ToolFailure
 if TYPE_CHECKING:
     from shared.server import SuiteServer
 
-REGISTRY = CollectorRegistry(auto_describe=True)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
+# The process's counters (prometheus_client's usual module-level metrics); each app's registry lists them.
 TOOL_CALLS = Counter(
     "mcp_suite_tool_calls", "Tool calls by outcome, as recorded in the audit log.",
-    ["server", "tool", "outcome", "error_class"], registry=REGISTRY,
+    ["server", "tool", "outcome", "error_class"], registry=None,
 )
 TOOL_SECONDS = Histogram(
     "mcp_suite_tool_call_duration_seconds", "Tool call latency inside the server (policy stack + tool).",
-    ["server", "tool"], buckets=LATENCY_BUCKETS, registry=REGISTRY,
+    ["server", "tool"], buckets=LATENCY_BUCKETS, registry=None,
 )
 AUDIT_SECONDS = Histogram(
     "mcp_suite_audit_write_duration_seconds", "Time to durably commit a call's audit record.",
-    ["server"], buckets=LATENCY_BUCKETS, registry=REGISTRY,
+    ["server"], buckets=LATENCY_BUCKETS, registry=None,
 )
 HTTP_REQUESTS = Counter(
     "mcp_suite_http_requests", "HTTP requests by mounted server (or `ops`) and status code.",
-    ["server", "status"], registry=REGISTRY,
+    ["server", "status"], registry=None,
 )
 HTTP_REFUSALS = Counter(
     "mcp_suite_http_refusals",
     "Requests refused by the HTTP layer before any tool ran, by reason "
     "(unauthenticated, insufficient_scope, bad_host, bad_origin, too_large, auth_unavailable).",
-    ["server", "reason"], registry=REGISTRY,
+    ["server", "reason"], registry=None,
 )
-
-_servers: dict[str, SuiteServer] = {}
-_children: dict[tuple[Any, ...], Any] = {}  # labelled children, cached: `.labels()` costs a lock and checks
+COUNTERS = (TOOL_CALLS, TOOL_SECONDS, AUDIT_SECONDS, HTTP_REQUESTS, HTTP_REFUSALS)  # exposition order
 
 
-def _child(metric: Any, *labels: str) -> Any:
-    key = (id(metric), *labels)
-    child = _children.get(key)
-    if child is None:
-        child = _children[key] = metric.labels(*labels)
-    return child
+class CallCounter:
+    """A `server.call_observers` hook of one server: counts each finished tool call.
 
+    It knows its server, so a tool the server does not declare is labelled `_unknown` without a
+    lookup table; the labelled children are cached here (`.labels()` costs a lock and checks).
+    """
 
-def _tool_label(server: str, tool: str) -> str:
-    known = _servers.get(server)
-    return tool if known is not None and tool in known.policies else "_unknown"
+    def __init__(self, server: SuiteServer) -> None:
+        self.server = server
+        self._children: dict[tuple[Any, ...], Any] = {}
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
-def observe_call(record: dict[str, Any], audit_seconds: float | None) -> None:
-    """A `server.call_observers` hook: one finished tool call."""
-    server = str(record.get("server", ""))
-    tool = _tool_label(server, str(record.get("tool", "")))
-    _child(TOOL_CALLS, server, tool, str(record.get("outcome", "error")), record.get("error_class") or "").inc()
-    latency_ms = record.get("latency_ms")
-    if isinstance(latency_ms, int | float):
-        _child(TOOL_SECONDS, server, tool).observe(latency_ms / 1000)
-    if audit_seconds is not None:
-        _child(AUDIT_SECONDS, server).observe(audit_seconds)
+    def __call__(self, record: dict[str, Any], audit_seconds: float | None) -> None:
+        server = str(record.get("server", ""))
+        tool = str(record.get("tool", ""))
+        tool = tool if server == self.server.name and tool in self.server.policies else "_unknown"
+        outcome = str(record.get("outcome", "error"))
+        self._child(TOOL_CALLS, server, tool, outcome, record.get("error_class") or "").inc()
+        latency_ms = record.get("latency_ms")
+        if isinstance(latency_ms, int | float):
+            self._child(TOOL_SECONDS, server, tool).observe(latency_ms / 1000)
+        if audit_seconds is not None:
+            self._child(AUDIT_SECONDS, server).observe(audit_seconds)
 
 
 def refusal(server: str, reason: str) -> None:
-    _child(HTTP_REFUSALS, server, reason).inc()
+    HTTP_REFUSALS.labels(server, reason).inc()
 
 
 def http_request(server: str, status: int) -> None:
-    _child(HTTP_REQUESTS, server, str(status)).inc()
+    HTTP_REQUESTS.labels(server, str(status)).inc()
 
 
 class ServerStateCollector(Collector):
     """Breakers, pools, rate limiters and readiness of the served servers, read at scrape time."""
+
+    def __init__(self, servers: dict[str, SuiteServer]) -> None:
+        self.servers = servers
 
     def collect(self) -> Iterator[Metric]:
         breaker = GaugeMetricFamily("mcp_suite_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
@@ -103,7 +110,7 @@ class ServerStateCollector(Collector):
         ready = GaugeMetricFamily("mcp_suite_server_ready", "1 when the server's start-up finished.", labels=["server"])
         audit = GaugeMetricFamily("mcp_suite_audit_healthy", "1 when the last audit write succeeded.",
                                   labels=["server"])
-        for name, server in sorted(_servers.items()):
+        for name, server in sorted(self.servers.items()):
             db = server.db
             breaker.add_metric([name, db.breaker.name], BREAKER_STATES.get(db.breaker.state, 2))
             try:
@@ -120,18 +127,27 @@ class ServerStateCollector(Collector):
         yield from (breaker, pool, rejections, ready, audit)
 
 
-_collector = ServerStateCollector()
-REGISTRY.register(_collector)
+class AppMetrics:
+    """The `/metrics` of one application, created where the app is built and handed to what needs it.
 
+    It holds the servers that app serves (for the scrape-time collector) and its own registry: the
+    process's counters followed by that collector, so two apps in one process (tests) never share
+    a list of servers.
+    """
 
-def install(servers: Iterable[SuiteServer]) -> None:
-    """Start counting calls of these servers (idempotent)."""
-    for server in servers:
-        _servers[server.name] = server
-        if observe_call not in server.call_observers:
-            server.call_observers.append(observe_call)
+    def __init__(self, servers: Iterable[SuiteServer]) -> None:
+        self.servers = {server.name: server for server in servers}
+        self.registry = CollectorRegistry(auto_describe=True)
+        for metric in COUNTERS:
+            self.registry.register(metric)
+        self.registry.register(ServerStateCollector(self.servers))
 
+    def install(self) -> None:
+        """Start counting the tool calls of these servers (idempotent: one counter per server)."""
+        for server in self.servers.values():
+            if not any(isinstance(observer, CallCounter) for observer in server.call_observers):
+                server.call_observers.append(CallCounter(server))
 
-def render() -> tuple[bytes, str]:
-    """The exposition body and its content type."""
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    def render(self) -> tuple[bytes, str]:
+        """The exposition body and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
