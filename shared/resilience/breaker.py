@@ -37,18 +37,17 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
 from shared.errors import ToolFailure, Unavailable
 from shared.resilience.deadline import deadline_expired
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 State = Literal["closed", "open", "half_open"]
 
 _BUCKETS = 30  # window granularity: memory stays bounded whatever the call rate
@@ -130,7 +129,8 @@ class _Guard(AbstractAsyncContextManager[None]):
 
 
 class CircuitBreaker:
-    """One breaker per dependency (the database, the embedding model, the audit store)."""
+    """One breaker per dependency: each server's database (`Database.acquire`), the search server's
+    embedding model. Calls go through `guard()`, the one way in: admission and outcome in one block."""
 
     def __init__(
         self,
@@ -166,31 +166,6 @@ class CircuitBreaker:
         """`async with breaker.guard(): ...` — raises `Unavailable` when the call is not admitted."""
         return _Guard(self)
 
-    async def call(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        async with self.guard():
-            return await fn(*args, **kwargs)
-
-    def acquire(self) -> None:
-        """Admit one call or raise `Unavailable`, for callers that cannot use `guard`.
-
-        Pair every successful `acquire` with exactly one `record_success`, `record_failure` or
-        `release` (the last for a call that was cancelled or abandoned).
-        """
-        self._admit()
-
-    def record_success(self) -> None:
-        self._settle(self._loose_permit(), "success")
-
-    def record_failure(self) -> None:
-        self._settle(self._loose_permit(), "failure")
-
-    def release(self) -> None:
-        """Give back an admitted call without recording an outcome (the client cancelled it).
-
-        A call cut short by a deadline is a `record_failure`: the dependency did not answer in time.
-        """
-        self._settle(self._loose_permit(), "ignore")
-
     def snapshot(self) -> dict[str, object]:
         """Facts for health checks and metrics."""
         state = self.state
@@ -206,10 +181,6 @@ class CircuitBreaker:
             "retry_after_s": round(retry_after, 3) if retry_after is not None else None,
             "half_open_in_flight": self._trials_in_flight if state == "half_open" else 0,
         }
-
-    def reset(self) -> None:
-        """Back to closed with an empty window (operators, tests)."""
-        self._transition("closed")
 
     # -- admission and outcomes -----------------------------------------------------------------
 
@@ -232,10 +203,6 @@ class CircuitBreaker:
             f"{self.name} is unavailable (too many recent failures); retry in {retry_after:.1f} s",
             retry_after=retry_after,
         )
-
-    def _loose_permit(self) -> _Permit:
-        """A permit for `record_*` callers, who hold no token: assume it belongs to the current state."""
-        return _Permit(self._generation, trial=self.state == "half_open")
 
     def _settle(self, permit: _Permit, outcome: Literal["success", "failure", "ignore"]) -> None:
         if permit.settled:
