@@ -23,12 +23,6 @@ class ToolFailure(Exception):
         self.message = message
         self.retry_after = retry_after
 
-    def to_payload(self) -> dict[str, object]:
-        payload: dict[str, object] = {"error_class": self.error_class, "message": self.message}
-        if self.retry_after is not None:
-            payload["retry_after_s"] = round(self.retry_after, 3)
-        return payload
-
 
 class InvalidInput(ToolFailure):
     error_class = "invalid_input"
