@@ -1,4 +1,4 @@
-"""JWT access tokens, for deployments behind an identity provider (split from `tokens` for size).
+"""JWT access tokens, for deployments behind an identity provider (next to the opaque tokens of `shared.auth.tokens`).
 
 Checked with PyJWT: signature against keys from a file or the environment (PEM or JWKS), `exp`,
 `iss` and `aud` (the audience is mandatory, so a token minted for another service is refused).
@@ -17,7 +17,7 @@ from typing import Any
 import jwt
 from mcp.server.auth.provider import AccessToken
 
-from shared.auth.tokens import JWT_SEPARATOR, PRINCIPAL_RE, Verdict
+from shared.auth.verdict import JWT_SEPARATOR, PRINCIPAL_RE, Verdict
 from shared.config import AuthSettings, load
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,8 @@ Tokens may also come from the environment (`MCP_SUITE_API_TOKENS`, for compose d
 are synchronised into the same table at start-up (`sync_env_tokens`). A revoked one stays revoked
 across restarts; re-issuing means a new secret (or `tokens create`), a deliberate operator action.
 
-JWTs (for deployments behind an identity provider) are verified by `tokens_jwt`.
+JWTs (for deployments behind an identity provider) are verified by `shared.auth.jwt`; what either
+verifier answers is a `Verdict` (`shared.auth.verdict`).
 """
 
 from __future__ import annotations
@@ -32,14 +33,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncpg
 from mcp.server.auth.provider import AccessToken
 from starlette.authentication import AuthenticationError
 
-if TYPE_CHECKING:
-    from shared.auth.jwt import JwtVerifier
+from shared.auth.jwt import JwtSettings, JwtVerifier
+from shared.auth.verdict import PRINCIPAL_RE, Verdict
+from shared.auth.verdict import REASONS as REASONS  # the HTTP layers read the reasons from here
+from shared.config import AuthSettings, load
 
 log = logging.getLogger(__name__)
 
@@ -47,38 +50,14 @@ TOKEN_PREFIX = "mcps_"
 ISSUER = "mcp-suite"
 _TOKEN_RE = re.compile(r"^mcps_[A-Za-z0-9_-]{43}$")
 _SCOPE_RE = re.compile(r"^(\*|[a-z0-9_*?-]+:[a-z0-9_*?-]+)$")
-PRINCIPAL_RE = re.compile(r"^[A-Za-z0-9_.@:+-]{1,128}$")
 _DURATION_RE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 TOUCH_EVERY_S = 60
 ANONYMOUS = "anonymous"  # the principal of callers without a token; no token may claim it
-JWT_SEPARATOR = "#"  # `<issuer>#<sub>`; never in an opaque token's principal (see PRINCIPAL_RE)
-REASONS = {
-    "missing": "no bearer token was sent",
-    "unknown": "the token is not known to this server",
-    "expired": "the token has expired",
-    "revoked": "the token has been revoked",
-    "invalid": "the token is not valid for this server (signature, issuer, audience or format)",
-}
 
 
 class TokenStoreUnavailable(AuthenticationError):
     """The token store could not be asked; the HTTP layer answers 503, not 401."""
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """A verified token (`access`), or why it was refused (`reason`, a key of `REASONS`)."""
-
-    access: AccessToken | None
-    reason: str = ""
-
-    def at(self, now: float) -> Verdict:
-        """The same verdict checked for expiry at `now` (a cached verdict may have outlived its token)."""
-        access = self.access
-        if access is not None and access.expires_at is not None and access.expires_at <= now:
-            return Verdict(None, "expired")
-        return self
 
 
 @dataclass(frozen=True)
@@ -328,15 +307,12 @@ class SuiteTokenVerifier:
     """The verifier the HTTP app gives the SDK: opaque tokens first, then JWTs if configured."""
 
     def __init__(self, opaque: OpaqueTokenVerifier, jwt_verifier: JwtVerifier | None = None) -> None:
-        """`jwt_verifier`: a `tokens_jwt.JwtVerifier` when an identity provider is configured."""
+        """`jwt_verifier`: a `shared.auth.jwt.JwtVerifier` when an identity provider is configured."""
         self.opaque = opaque
         self.jwt = jwt_verifier
 
     @classmethod
     def from_env(cls, database_url: str) -> SuiteTokenVerifier:
-        from shared.auth.jwt import JwtSettings, JwtVerifier
-        from shared.config import AuthSettings, load
-
         cache = load(AuthSettings).token_cache_s
         settings = JwtSettings.from_env()
         return cls(OpaqueTokenVerifier(database_url, cache_seconds=cache),
