@@ -41,6 +41,7 @@ from shared.keys import KeyRing, load_keys
 from shared.pipeline import Observer, ToolCallPipeline
 from shared.policy import Policy
 from shared.resilience.limits import RateLimiter
+from shared.stdio.serve import serve_stdio
 from shared.tool import ToolPolicy, register_tool
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,8 @@ class SuiteServer:
         # Called with each tool call's audit record (outcome as the caller saw it) and the seconds the
         # audit write took (None if it failed); metrics subscribe here. Quick, and never raising.
         self.call_observers: list[Observer] = []
-        # The principal of in-process sessions opened inside `acting_as` (stdio: the configured one).
+        # The principal of in-process sessions opened inside `acting_as`; None outside it, where a call
+        # with no token and no gate-admitted caller (a stdio session) acts as `default_principal`.
         self.session_principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
             f"mcp_suite_{name}_session_principal", default=None)
         self.pipeline = ToolCallPipeline(self)
@@ -204,7 +206,8 @@ class SuiteServer:
 
     def run(self) -> int:
         """Serve one MCP session over stdio (answering every line the SDK cannot parse); stops cleanly
-        on Ctrl-C or SIGTERM. HTTP and SSE are served by `mcp-suite serve NAME --transport http|sse`."""
-        from shared.stdio.serve import serve_stdio
+        on Ctrl-C or SIGTERM. HTTP and SSE are served by `mcp-suite serve NAME --transport http|sse`.
 
+        `shared.stdio` is the core's own transport (as stdio is `MCPServer.run`'s), below this module:
+        it imports nothing of the core, so this import points down."""
         return serve_stdio(self)

@@ -22,6 +22,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anyio
+from mcp.server.lowlevel import Server
+from mcp.server.mcpserver import MCPServer
 from mcp.server.stdio import stdio_server
 
 from shared.jsonrpc_guard import check, encode
@@ -98,12 +100,20 @@ async def guarded_stdio() -> AsyncIterator[tuple[Any, Any]]:
             text_out.flush()
 
 
-async def run_stdio(mcp: Any) -> None:
-    """Serve `mcp` (an `MCPServer`) over the guarded stdio transport until stdin closes.
+def lowlevel_server(mcp: MCPServer) -> Server[Any]:
+    """The low-level `Server` inside `mcp`: the suite's one use of a private attribute of the SDK.
 
-    The SDK has no public way to run its server over streams other than its own stdio reader, so
-    this calls `_lowlevel_server.run` as `MCPServer.run_stdio_async` itself does.
+    Why: serving over our own (guarded) streams needs the low-level `Server.run(read, write,
+    options)`, and `MCPServer` keeps that server private: its public `run_stdio_async` always reads
+    the real stdin (it reaches `_lowlevel_server` itself, as does the SDK's in-memory client, whose
+    comment says it should become public). `tests/test_layout.py` allows this function, and nothing
+    else, to read it; when the SDK exposes it, only this line changes.
     """
-    server = mcp._lowlevel_server
+    return mcp._lowlevel_server
+
+
+async def run_stdio(mcp: MCPServer) -> None:
+    """Serve `mcp` over the guarded stdio transport until stdin closes (as `run_stdio_async` would)."""
+    server = lowlevel_server(mcp)
     async with guarded_stdio() as (read_stream, write_stream):
         await server.run(read_stream, write_stream, server.create_initialization_options())

@@ -1,13 +1,15 @@
-"""`mcp-suite serve NAME` over stdio: say what is happening in a terminal, and stop cleanly on Ctrl-C.
+"""Serve one MCP session over stdio: say what is happening in a terminal, and stop cleanly on Ctrl-C.
 
-The session is `stdio_guard.run_stdio` (what `SuiteServer.run` serves). Why not just call
-`SuiteServer.run`: stdin is read in a worker thread that no cancellation can interrupt, and that
-thread is not a daemon. After Ctrl-C the event loop cancels everything, then waits for a line on
-stdin that never comes: the process hangs. Here the loop runs in a daemon thread (so its stdin
-worker is a daemon too: threads inherit the flag); the main thread waits for it, and on SIGINT or
-SIGTERM cancels the session, gives the lifespan a grace period to close the pool and the audit
-log, then runs the `atexit` handlers (the embedded database is stopped by the last process using
-it) and exits without waiting for stdin.
+`serve_stdio` is what `SuiteServer.run` and `mcp-suite serve NAME` call; the session itself is
+`shared.stdio.guard.run_stdio`. It needs only a server's name and its `MCPServer` (`StdioServable`),
+so this transport imports nothing of the core and the core may use it. Why not simply run the
+session on the main thread (`asyncio.run`, as `MCPServer.run` does): stdin is read in a worker
+thread that no cancellation can interrupt, and that thread is not a daemon. After Ctrl-C the event
+loop cancels everything, then waits for a line on stdin that never comes: the process hangs. Here
+the loop runs in a daemon thread (so its stdin worker is a daemon too: threads inherit the flag);
+the main thread waits for it, and on SIGINT or SIGTERM cancels the session, gives the lifespan a
+grace period to close the pool and the audit log, then runs the `atexit` handlers (the embedded
+database is stopped by the last process using it) and exits without waiting for stdin.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import asyncio
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
-if TYPE_CHECKING:
-    from shared.server import SuiteServer
+from mcp.server.mcpserver import MCPServer
+
+from shared.stdio.guard import run_stdio
 
 GRACE_S = 5.0
 INTERRUPTED = 130  # the shell's conventions: 128 + the signal's number
@@ -34,15 +37,21 @@ def _on_sigterm(_signum: int, _frame: Any) -> None:
     raise _Stop
 
 
+class StdioServable(Protocol):
+    """What `serve_stdio` needs of a server (a `SuiteServer` is one)."""
+
+    name: str  # for the line shown in a terminal
+    transport: str  # set to "stdio": the audit records say how a call arrived
+    mcp: MCPServer
+
+
 def waiting_line(name: str) -> str:
     return (f"mcp-suite: the {name} server is waiting for an MCP client on stdin/stdout "
             "(an MCP client such as Claude Desktop starts this command itself); press Ctrl-C to quit")
 
 
-def serve_stdio(server: SuiteServer, *, grace_s: float = GRACE_S) -> int:
+def serve_stdio(server: StdioServable, *, grace_s: float = GRACE_S) -> int:
     """Serve one MCP session over stdin/stdout; 0 when the client hangs up, 130 on Ctrl-C."""
-    from shared.stdio.guard import run_stdio
-
     terminal = sys.stdin.isatty()  # asked now: while serving, the SDK points fd 0 at /dev/null
     server.transport = "stdio"
     loop = asyncio.new_event_loop()
