@@ -20,16 +20,14 @@ offers that version.
 worker count, in three alternating segments (bare, suite, bare, ...) so machine noise hits both
 alike, after a warm-up. Besides calls/s and latency, each side's server CPU time per call is read
 from /proc (the serve process and its workers), where the platform has it. The load generator is a
-minimal keep-alive HTTP/1.1 client written here because on a 2-core machine a full HTTP client
-library costs as much CPU per request as the servers it measures. The last line printed is one
-JSON object.
+minimal keep-alive HTTP/1.1 client of our own (`mcp_suite.bench_client`, which says why). The last
+line printed is one JSON object. `MCP_SUITE_BENCH_DEBUG=1` shows the servers' stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import statistics
@@ -37,169 +35,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from mcp_suite.bench_client import Request, Tally, drive, process_tree
+from shared.config import BenchSettings, HttpSettings, load
 from shared.policy import RETRY, Policy
 from shared.resilience.limits import Rate
 
-LEGACY_VERSION = "2025-11-25"
-SESSIONLESS_VERSION = "2026-07-28"
 SEGMENTS = 3
 WARMUP_S = 2.0
-
-
-@dataclass
-class Tally:
-    calls: int = 0
-    errors: int = 0
-    latencies: list[float] = field(default_factory=list)
-    first_error: str | None = None
-    cpu_s: float = 0.0
-
-    def add(self, other: Tally) -> None:
-        self.calls += other.calls
-        self.errors += other.errors
-        self.latencies += other.latencies
-        self.first_error = self.first_error or other.first_error
-        self.cpu_s += other.cpu_s
-
-
-@dataclass(frozen=True)
-class Request:
-    """What one client sends: the tool call, and for `legacy` the handshake it opens each connection with."""
-
-    port: int
-    tool: str
-    arguments: dict[str, Any]
-    token: str | None
-    protocol: str
-
-    def call(self) -> bytes:
-        params: dict[str, Any] = {"name": self.tool, "arguments": self.arguments}
-        extra = ""
-        if self.protocol == "sessionless":
-            params["_meta"] = {"io.modelcontextprotocol/protocolVersion": SESSIONLESS_VERSION,
-                               "io.modelcontextprotocol/clientCapabilities": {},
-                               "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "1"}}
-            extra = f"mcp-method: tools/call\r\nmcp-name: {self.tool}\r\n"
-        return self._post({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}, extra)
-
-    def handshake(self) -> list[bytes]:
-        if self.protocol != "legacy":
-            return []
-        initialize = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
-                      "params": {"protocolVersion": LEGACY_VERSION, "capabilities": {},
-                                 "clientInfo": {"name": "bench", "version": "1"}}}
-        return [self._post(initialize), self._post({"jsonrpc": "2.0", "method": "notifications/initialized"})]
-
-    def _post(self, message: dict[str, Any], extra: str = "") -> bytes:
-        body = json.dumps(message).encode()
-        version = SESSIONLESS_VERSION if self.protocol == "sessionless" else LEGACY_VERSION
-        auth = f"authorization: Bearer {self.token}\r\n" if self.token else ""
-        return (
-            f"POST /mcp HTTP/1.1\r\nhost: 127.0.0.1:{self.port}\r\ncontent-type: application/json\r\n"
-            f"accept: application/json, text/event-stream\r\nmcp-protocol-version: {version}\r\n"
-            f"{extra}{auth}content-length: {len(body)}\r\n\r\n"
-        ).encode() + body
-
-
-class Connection:
-    """One keep-alive HTTP/1.1 connection that POSTs a fixed body and reads one response at a time."""
-
-    def __init__(self, request: Request) -> None:
-        self.request = request
-        self.body = request.call()
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def call(self) -> tuple[int, bytes]:
-        if self.writer is None or self.writer.is_closing():
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.request.port)
-            for message in self.request.handshake():
-                status, body = await self._exchange(message)
-                if status not in (200, 202):
-                    return status, body
-        return await self._exchange(self.body)
-
-    async def _exchange(self, message: bytes) -> tuple[int, bytes]:
-        assert self.reader is not None and self.writer is not None
-        self.writer.write(message)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
-        if "content-length" in headers:
-            body = await self.reader.readexactly(int(headers["content-length"]))
-        elif headers.get("transfer-encoding", "").lower() == "chunked":  # an SSE response stream
-            parts = []
-            while True:
-                size = int((await self.reader.readuntil(b"\r\n")).strip().split(b";")[0], 16)
-                if size == 0:
-                    await self.reader.readuntil(b"\r\n")
-                    break
-                parts.append(await self.reader.readexactly(size + 2))
-            body = b"".join(p[:-2] for p in parts)
-        else:
-            body = b""
-        if headers.get("connection", "").lower() == "close":
-            self.writer.close()
-        return status, body
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
-async def _client(conn: Connection, until: float, tally: Tally) -> None:
-    while time.perf_counter() < until:
-        started = time.perf_counter()
-        try:
-            status, body = await conn.call()
-            ok = status == 200 and b'"isError":false' in body
-            detail = f"HTTP {status}: {body[:200]!r}"
-        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-            ok, detail = False, type(exc).__name__
-            conn.close()
-            conn.writer = None
-        tally.calls += 1
-        tally.latencies.append(time.perf_counter() - started)
-        if not ok:
-            tally.errors += 1
-            tally.first_error = tally.first_error or detail
-
-
-async def _drive(request: Request, clients: int, seconds: float, pids: list[int] | None = None) -> Tally:
-    tally = Tally()
-    conns = [Connection(request) for _ in range(clients)]
-    cpu_before = _cpu_seconds(pids or [])
-    until = time.perf_counter() + seconds
-    await asyncio.gather(*(_client(c, until, tally) for c in conns))
-    tally.cpu_s = _cpu_seconds(pids or []) - cpu_before
-    for conn in conns:
-        conn.close()
-    return tally
-
-
-def _process_tree(pid: int) -> list[int]:
-    """The process and its children (the workers of `serve --workers N`), read from /proc."""
-    found = [pid]
-    with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            found += [int(child) for child in (task / "children").read_text().split()]
-    return found
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes (0 where /proc is not there)."""
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
 
 
 def _wait_http(port: int, path: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
@@ -260,8 +106,8 @@ def _profiles_available() -> bool:
 
 def _spawn(kind: str, port: int, env: dict[str, str], target: str = "", workers: int = 1) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "mcp_suite.bench_http", kind, str(port), target, str(workers)],
-                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-                            if os.environ.get("MCP_SUITE_BENCH_DEBUG") else subprocess.DEVNULL)
+                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=None if load(BenchSettings).debug else subprocess.DEVNULL)
 
 
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -287,12 +133,12 @@ async def _measure(bare: Request, suite: Request, pids: tuple[list[int], list[in
                    seconds: float) -> tuple[Tally, Tally]:
     """Warm both up, then alternate bare and suite segments so machine noise hits both alike."""
     warmup = min(WARMUP_S, seconds / 3)
-    await _drive(bare, clients, warmup)
-    await _drive(suite, clients, warmup)
+    await drive(bare, clients, warmup)
+    await drive(suite, clients, warmup)
     bare_total, suite_total = Tally(), Tally()
     for _ in range(SEGMENTS):
-        bare_total.add(await _drive(bare, clients, seconds / SEGMENTS, pids[0]))
-        suite_total.add(await _drive(suite, clients, seconds / SEGMENTS, pids[1]))
+        bare_total.add(await drive(bare, clients, seconds / SEGMENTS, pids[0]))
+        suite_total.add(await drive(suite, clients, seconds / SEGMENTS, pids[1]))
     return bare_total, suite_total
 
 
@@ -320,8 +166,8 @@ async def run(clients: int, seconds: float, workers: list[int] | None = None,
     url = await asyncio.to_thread(resolve_database_url, settings, keep_running=False)
     token, target, arguments = await _prepare(url)
     tool = "get_profile" if target == "profiles" else "get_migration"
-    env = {**os.environ, "DATABASE_URL": url, "MCP_SUITE_TOKEN_CACHE_S": "1",
-           "MCP_SUITE_LOG_LEVEL": os.environ.get("MCP_SUITE_LOG_LEVEL", "WARNING")}  # access logs: see docs
+    # the servers' access logs off unless the user chose a level (see docs); their settings passed on
+    env = {"MCP_SUITE_LOG_LEVEL": "WARNING", **os.environ, "DATABASE_URL": url, "MCP_SUITE_TOKEN_CACHE_S": "1"}
     bare_port = _free_port()
     bare_proc = _spawn("_bare", bare_port, env)
     bare = Request(bare_port, "echo", {"text": "hello"}, None, protocol)
@@ -334,7 +180,7 @@ async def run(clients: int, seconds: float, workers: list[int] | None = None,
             try:
                 await asyncio.to_thread(_wait_http, suite_port, "/readyz", suite_proc)
                 suite = Request(suite_port, tool, arguments, token, protocol)
-                pids = ([bare_proc.pid], _process_tree(suite_proc.pid))
+                pids = ([bare_proc.pid], process_tree(suite_proc.pid))
                 bare_tally, suite_tally = await _measure(bare, suite, pids, clients, seconds)
             finally:
                 _stop([suite_proc])
@@ -388,8 +234,7 @@ def _serve_bare(port: int) -> None:
         """Return the text unchanged."""
         return text
 
-    json_response = os.environ.get("MCP_SUITE_JSON_RESPONSE", "0").lower() in ("1", "true", "yes")
-    app = server.streamable_http_app(stateless_http=True, json_response=json_response)
+    app = server.streamable_http_app(stateless_http=True, json_response=load(HttpSettings).json_response)
     app.router.routes.append(Route("/mcp-ready", lambda _r: PlainTextResponse("ok")))
     uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
                                   server_header=False)).run()

@@ -1,10 +1,13 @@
 """`mcp-suite doctor`: is this installation ready? One line per concern, each OK or what to fix.
 
 Checks the home folder, the database (reachable, `vector` available, migrated), the embedding model
-(offline files present, libraries installed; `--deep` loads it, ~10 s), the search roots, API tokens
-and the HTTP settings. Exit status 1 when anything is wrong (`FAIL`); `WARN` lines are things that
-work but may not be what the user wants. It never creates or changes anything, except that an
-embedded database that exists but is stopped is started for the check (and stops again after).
+(offline files present, libraries installed; `--deep` loads it, ~10 s), API tokens, the HTTP settings,
+and each registered server's settings (its `ServerSpec.settings`, from the registry: what it needs
+that is unset, and the section's own `problems()`, e.g. search roots that are not folders). Every
+setting's syntax was already checked by `mcp-suite` at start (a bad value stops it with one line).
+Exit status 1 when anything is wrong (`FAIL`); `WARN` lines are things that work but may not be what
+the user wants. It never creates or changes anything, except that an embedded database that exists
+but is stopped is started for the check (and stops again after).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_suite.cli_support import UserError, connect, describe_database
-from shared.config import Settings
+from shared.config import AuthSettings, HttpSettings, Settings, default_home, given, load
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 
@@ -36,7 +39,7 @@ class Check:
 
 
 def check_home(settings: Settings) -> Check:
-    source = "MCP_SUITE_HOME" if os.environ.get("MCP_SUITE_HOME") else "default; set MCP_SUITE_HOME to move it"
+    source = "MCP_SUITE_HOME" if settings.home != default_home() else "default; set MCP_SUITE_HOME to move it"
     home = settings.home
     if home.exists() and not os.access(home, os.W_OK):
         return Check(FAIL, "home", f"{home} is not writable: fix its permissions or set MCP_SUITE_HOME")
@@ -86,7 +89,7 @@ async def _check_stored_tokens(conn: Any) -> Check:
         active = [t for t in await list_tokens(conn) if t.status() == "active"]
     except Exception as exc:  # noqa: BLE001 - a doctor reports, it does not crash
         return Check(WARN, "tokens", f"could not read the token table ({type(exc).__name__})")
-    env = os.environ.get("MCP_SUITE_API_TOKENS", "").strip()
+    env = (load(AuthSettings).api_tokens or "").strip()
     if active or env:
         where = f"{len(active)} active in the database" + (", more in MCP_SUITE_API_TOKENS" if env else "")
         return Check(OK, "tokens", where)
@@ -95,10 +98,8 @@ async def _check_stored_tokens(conn: Any) -> Check:
 
 
 def check_jwt() -> Check | None:
-    try:
-        from shared.auth.jwt import JwtSettings
-    except ImportError:  # before the JWT code had its own module
-        from shared.auth.tokens import JwtSettings  # type: ignore[attr-defined,no-redef]
+    from shared.auth.jwt import JwtSettings
+
     try:
         jwt = JwtSettings.from_env()
     except (ValueError, OSError) as exc:
@@ -132,16 +133,25 @@ def check_model(*, deep: bool) -> Check:
     return Check(OK, "model", f"loaded offline from {path} ({vectors.shape[1]} dimensions)")
 
 
-def check_search_roots() -> Check:
-    raw = os.environ.get("MCP_SUITE_SEARCH_ROOTS", "")
-    roots = [r for r in raw.split(os.pathsep) if r]
-    if not roots:
-        return Check(WARN, "search", "MCP_SUITE_SEARCH_ROOTS is not set: the search server's ingest tool refuses "
-                                     "paths (`mcp-suite ingest` still works); set it to the folders it may read")
-    bad = [r for r in roots if not Path(r).expanduser().is_dir() or not os.access(Path(r).expanduser(), os.R_OK)]
-    if bad:
-        return Check(FAIL, "search", f"search roots that are not readable folders: {', '.join(bad)}")
-    return Check(OK, "search", f"ingest roots: {', '.join(roots)}")
+def check_servers() -> list[Check]:
+    """Per registered server (topic: its name): needs left unset (WARN), its sections' `problems()` (FAIL)."""
+    from mcp_suite.registry import specs
+
+    checks: list[Check] = []
+    for name, spec in specs().items():
+        problems: list[str] = []
+        written: dict[str, str] = {}
+        for section in spec.settings:
+            values = load(section)
+            problems += values.problems() if callable(getattr(values, "problems", None)) else []
+            written |= given(section)
+        checks += [Check(FAIL, name, problem) for problem in problems]
+        unset = [need for need in spec.needs if need.variable not in written]
+        checks += [Check(WARN, name, f"{need.variable} is not set: {need.meaning}") for need in unset]
+        if not problems and not unset:
+            needs = ", ".join(need.variable for need in spec.needs)
+            checks.append(Check(OK, name, f"settings valid; set: {needs}" if needs else "settings valid"))
+    return checks
 
 
 def check_http(host: str = "127.0.0.1", port: int = 8765) -> Check:
@@ -152,7 +162,7 @@ def check_http(host: str = "127.0.0.1", port: int = 8765) -> Check:
         config = HttpConfig.from_args(args)
     except ValueError as exc:
         return Check(FAIL, "http", f"bad HTTP setting: {exc}")
-    if not is_loopback(host) and not os.environ.get("MCP_SUITE_ALLOWED_HOSTS"):
+    if not is_loopback(host) and not load(HttpSettings).allowed_hosts:
         return Check(FAIL, "http", "serving beyond localhost needs MCP_SUITE_ALLOWED_HOSTS (and TLS in front)")
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -183,8 +193,8 @@ def run(args: argparse.Namespace) -> int:
         *_safely("database", lambda: asyncio.run(check_database(settings))),
         *_safely("jwt", check_jwt),
         *_safely("model", lambda: check_model(deep=args.deep)),
-        *_safely("search", check_search_roots),
         *_safely("http", check_http),
+        *_safely("servers", check_servers),
     ]
     for check in checks:
         print(check.line())

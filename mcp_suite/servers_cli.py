@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 from mcp_suite.registry import check, load, names, spec
-from shared.config import Settings
+from shared.config import Settings, given
 
 
 def describe_server(name: str) -> dict[str, Any]:
@@ -29,9 +28,17 @@ def describe_server(name: str) -> dict[str, Any]:
         kind = "destructive" if policy.destructive else "read-only" if policy.read_only else "writes"
         tools.append({"name": tool_name, "scopes": sorted(policy.scopes), "kind": kind,
                       "summary": _first_sentence(description)})
-    needs = [{"variable": n.variable, "meaning": n.meaning, "set": bool(os.environ.get(n.variable))}
-             for n in spec(name).needs]
+    written = needs_given(name)
+    needs = [{"variable": n.variable, "meaning": n.meaning, "set": n.variable in written} for n in spec(name).needs]
     return {"name": name, "tools": tools, "needs": needs}
+
+
+def needs_given(name: str) -> dict[str, str]:
+    """The server's variables the user set, as written (read through its `ServerSpec.settings`)."""
+    written: dict[str, str] = {}
+    for section in spec(name).settings:
+        written |= given(section)
+    return written
 
 
 def _first_sentence(text: str, limit: int = 72) -> str:
@@ -76,8 +83,9 @@ def server_env(name: str, settings: Settings) -> tuple[dict[str, str], list[str]
         notes.append(f"{name}: replace <your database url> with the DATABASE_URL the server should use")
     else:
         env = {"MCP_SUITE_HOME": str(settings.home)}
+    written = needs_given(name)
     for need in spec(name).needs:
-        value = os.environ.get(need.variable)
+        value = written.get(need.variable)
         if value:
             env[need.variable] = value
         else:
