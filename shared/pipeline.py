@@ -1,24 +1,31 @@
 """The call stack of every tool call: one ordered list of small layers, each `layer(call, next)`.
 
-    identity        who is calling (token → HTTP gate's per-request principal → in-process session)
+In the order the code runs them, outermost first:
+
+    identity        `identify` builds the `Call` before any layer runs; its principal is the first
+                    of: a verified token, the HTTP gate's per-request one, the in-process session's,
+                    the server's default (stdio)
     audit outcome   the response leaves only after the call's record is committed (refusals included)
     scopes          unknown tool / missing scope → refused, within the caller's refusal budget
     rate limit      per principal and tool (after start-up finished)
     audit intent    a tool that is not read-only: its intent is committed before the body runs
     ── the SDK validates the arguments (strings stay strings: `shared.tool.keep_strings`) ──
+    error mapping   anything raised below becomes a safe `ToolFailure`, raised as `ToolFailed`
     deadline        one absolute time for the whole call, retries and backoff included
     retry           transient database errors, read-only/idempotent tools only, within the deadline
-    breaker         per use of a connection (`Database.acquire`), so inside each attempt
-    error mapping   anything a body raises becomes a safe `ToolFailure`, raised as `ToolFailed`
-    tool            the body
+    tool            the body; each `app.db.acquire()` in it passes the database breaker, then
+                    takes a pooled connection (a bounded wait): the breaker is inside each attempt
 
-The first layers are `ToolCallPipeline.LAYERS` below, an SDK server middleware, so they wrap every
-`tools/call` whatever the transport (and hide from `tools/list` the tools a caller's scopes do not
-allow). The SDK sits between them and the tool layers (`shared.tool.guard_tool`), because only the
-SDK turns JSON arguments into the body's typed parameters. A `Call` object travels through all of
-them in the open: the pipeline passes it down explicitly, the body reads it (`current_principal()`),
-and a failure comes back up as an exception (`ToolFailed`), never through a side channel.
+The layers from audit outcome to audit intent are `ToolCallPipeline.layers` below, an SDK server
+middleware, so they wrap every `tools/call` whatever the transport (and hide from `tools/list` the
+tools a caller's scopes do not allow). The SDK sits between them and the inner layers
+(`shared.tool.guard_tool`), because only the SDK turns JSON arguments into the body's typed
+parameters. A `Call` object travels through all of them in the open: the pipeline passes it down
+explicitly, the body reads it (`current_principal()`), and a failure comes back up as an exception
+(`ToolFailed`), never through a side channel.
 
+Error mapping is the outermost inner layer so that retry sees the raw exceptions (a lost connection,
+not the `unavailable` it becomes) and the deadline's own `TimeoutError` is mapped too (`timeout`).
 The deadline sits outside the breaker. A hung database holds a query past the deadline; the
 deadline stops it by cancelling the task, and the breaker's guard sees that cancellation with an
 expired deadline around it (`shared.resilience.deadline`) and counts a failure, so hangs open the

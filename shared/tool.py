@@ -7,14 +7,16 @@ async def get_profile(profile_id: str) -> Profile: ...
 
 `register_tool` is the decorator behind `SuiteServer.tool`: it resolves the `shared.policy.Policy`
 into a `ToolPolicy` (checked against the function: a `redact` typo raises here, at import time) and
-hands the SDK the body wrapped by `guard_tool`: deadline → retry → error mapping → body (the inner
-end of the call stack listed in `shared.pipeline`). A failure leaves the wrapper in the open, as a
+hands the SDK the body wrapped by `guard_tool`: error mapping → deadline → retry → body (the inner
+end of the call stack listed in `shared.pipeline`; the database breaker is inside the body, in each
+`app.db.acquire()`). Error mapping is outermost so that retry sees the raw exceptions and the
+deadline's own `TimeoutError` is mapped too. A failure leaves the wrapper in the open, as a
 `ToolFailed` exception carrying the `ToolFailure`; it is an `MCPError`, which the SDK passes through
 unchanged, so the pipeline catches it where it called the SDK. The wrapped function keeps the
 original signature (except `str`-typed parameters, see `keep_strings`), so the MCP SDK derives the
 input and output schemas from its type hints.
 
-Where the deadline sits relative to the breaker, and why. The deadline is the outermost layer here:
+Where the deadline sits relative to the breaker, and why. The deadline is just inside error mapping:
 one absolute time for the whole call, retries and backoff included, so no retry can overrun it. The
 database breaker sits deeper, in `Database.acquire` inside the body, around each use of a
 connection. When a hung database holds a query past the deadline, the deadline stops it by
@@ -131,7 +133,7 @@ def failure_of(exc: BaseException) -> ToolFailure:
 
 
 def guard_tool(fn: F, policy: ToolPolicy, timeout_of: Callable[[], float] | None = None) -> F:
-    """Wrap a tool body with the inner layers: deadline → retry → error mapping → body.
+    """Wrap a tool body with the inner layers: error mapping → deadline → retry → body.
 
     `timeout_of` reads the tool's time limit per call from the server's live policy table, so an
     operator (or a test) replacing `app.policies[name]` changes the deadline like every other layer.
@@ -147,7 +149,7 @@ def guard_tool(fn: F, policy: ToolPolicy, timeout_of: Callable[[], float] | None
     async def guarded(*args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (timeout_of() if timeout_of is not None else policy.timeout)
-        try:
+        try:  # error mapping, around the deadline and retry: retry sees the raw exceptions
             async with deadline_at(deadline):  # visible to the breakers inside
                 if retry is None:
                     return await fn(*args, **kwargs)
