@@ -50,9 +50,10 @@ def render() -> str:
         "# Configuration",
         "",
         "Every environment variable the suite reads. Generated from the settings sections in",
-        "`shared/config.py` and the servers' own (`servers/*/settings.py`) by",
-        "`python -m mcp_suite.configuration > docs/configuration.md`; a test fails when this page is stale.",
-        "Values are checked at start: a bad one stops the command with one line naming the variable.",
+        "`shared/config.py` and each registered server's own (its `ServerSpec.settings`, e.g.",
+        "`servers/search/settings.py`) by `python -m mcp_suite.configuration > docs/configuration.md`;",
+        "a test fails when this page is stale. Every `mcp-suite` command checks them all at start: a bad",
+        "value stops it with one line naming the variable (`mcp-suite: error: …`, exit status 2).",
         "Secrets are never printed.",
     ]
     for section in sections():
