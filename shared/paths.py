@@ -11,7 +11,8 @@ comparison, relative ones are taken against the first root, a `..` above the roo
 name is resolved by the kernel from anywhere but a descriptor we hold: each operation opens the root
 (checking it is still the directory seen at startup) and steps one component at a time with
 `os.open(name, O_DIRECTORY | O_NOFOLLOW, dir_fd=parent)`, so a link swapped in at any moment is refused
-by the kernel at the moment of use.
+by the kernel at the moment of use. This module is the jail (roots, the lexical check, opening a root);
+the descriptor-level steps and file operations it hands a located path to are `shared.fs`.
 
 Policy, deliberately strict:
 * Every symbolic link is refused, wherever it points (inside a root too): resolving link targets would
@@ -31,54 +32,20 @@ All calls block: async callers use `asyncio.to_thread`.
 
 from __future__ import annotations
 
-import errno
-import fnmatch
 import os
-import secrets
-import stat as st
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from contextlib import contextmanager
 from pathlib import Path
 
-from shared.errors import Conflict, InvalidInput, NotFound, PermissionDenied, ToolFailure
+from shared.fs.errors import FileTooLarge, PathDenied, PathExists, PathInvalid, PathMissing, quote
+from shared.fs.files import lstat_entry, open_regular, read_capped, write_atomic
+from shared.fs.steps import DIR_FLAGS, descend
+from shared.fs.walk import walk_below
+
+__all__ = ["FileTooLarge", "PathDenied", "PathExists", "PathInvalid", "PathJail", "PathMissing"]
 
 MAX_PATH_BYTES = 4096
 MAX_NAME_BYTES = 255
-_SHOWN_CHARS = 160
-_CHUNK = 1 << 20
-_CHECKPOINT = 16
-
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_NO_HARDLINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.EXDEV}
-
-
-class PathDenied(PermissionDenied):
-    """The path leaves the allowed directories, crosses a link, or names a non-regular file."""
-
-
-class PathInvalid(InvalidInput):
-    """The path is malformed (empty, NUL byte, too long) or names the wrong kind of object."""
-
-
-class PathMissing(NotFound):
-    """The path (or a directory on the way to it) does not exist."""
-
-
-class PathExists(Conflict):
-    """An exclusive write found the file already there."""
-
-
-class FileTooLarge(InvalidInput):
-    """A read would exceed its `max_bytes` cap."""
-
-
-def _quote(text: str) -> str:
-    """Quote caller text for a message: control characters escaped, long text cut."""
-    cut = text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "..."
-    return "'" + "".join(c if c.isprintable() else repr(c)[1:-1] for c in cut) + "'"
 
 
 def _normalize(parts: Sequence[str]) -> tuple[str, ...] | None:
@@ -92,101 +59,6 @@ def _normalize(parts: Sequence[str]) -> tuple[str, ...] | None:
         else:
             return None
     return tuple(out)
-
-
-def _link_denied(shown: str) -> PathDenied:
-    return PathDenied(f"{shown} goes through a symbolic link; links are not followed")
-
-
-def _failure(exc: OSError, dir_fd: int, name: str, shown: str) -> Exception:
-    """Turn an OSError on `name` (inside `dir_fd`) into a client-safe failure, or keep it (internal)."""
-    code = exc.errno
-    if code in (errno.ELOOP, errno.ENOTDIR, errno.EISDIR, errno.ENXIO, errno.EEXIST):
-        with suppress(OSError):
-            if st.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
-                return _link_denied(shown)
-    if code == errno.ENOENT:
-        return PathMissing(f"{shown} does not exist")
-    if code == errno.ENOTDIR:
-        return PathInvalid(f"{shown}: {_quote(name)} is not a directory")
-    if code == errno.EISDIR:
-        return PathInvalid(f"{shown} is a directory, not a file")
-    if code in (errno.ELOOP, errno.ENXIO):
-        return PathDenied(f"{shown} is not a regular file or directory")
-    if code == errno.EEXIST:
-        return PathExists(f"{shown} already exists")
-    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return PathDenied(f"{shown}: the host does not allow this access")
-    if code == errno.ENAMETOOLONG:
-        return PathInvalid(f"{shown} is too long for the filesystem")
-    return exc
-
-
-def _require_regular(mode: int, shown: str) -> None:
-    if st.S_ISREG(mode):
-        return
-    if st.S_ISLNK(mode):
-        raise _link_denied(shown)
-    if st.S_ISDIR(mode):
-        raise PathInvalid(f"{shown} is a directory, not a file")
-    raise PathDenied(f"{shown} is not a regular file; devices, pipes and sockets are refused")
-
-
-def _open_subdir(fd: int, name: str, shown: str, create: bool) -> int:
-    """Open directory `name` below `fd` without following links; mkdir it first when `create`."""
-    for _ in range(3):
-        try:
-            return os.open(name, _DIR_FLAGS, dir_fd=fd)
-        except FileNotFoundError as exc:
-            if not create:
-                raise _failure(exc, fd, name, shown) from None
-        except OSError as exc:
-            raise _failure(exc, fd, name, shown) from None
-        try:
-            os.mkdir(name, 0o777, dir_fd=fd)
-        except FileExistsError:
-            pass  # made by someone else meanwhile; the next open checks what it is
-        except OSError as exc:
-            raise _failure(exc, fd, name, shown) from None
-    raise PathMissing(f"{shown} kept vanishing while it was being created")
-
-
-def _descend(start: int, names: Sequence[str], shown: str, create: bool = False) -> int:
-    """A new descriptor for `start/names...`, one no-follow step at a time; `start` stays open."""
-    fd = start
-    try:
-        for name in names:
-            child = _open_subdir(fd, name, shown, create)
-            if fd != start:
-                os.close(fd)
-            fd = child
-    except BaseException:
-        if fd != start:
-            os.close(fd)
-        raise
-    return os.dup(fd) if fd == start else fd
-
-
-@dataclass
-class _Frame:
-    """A directory on the current walk_files path; only every _CHECKPOINT-th level keeps its fd."""
-
-    rel: tuple[str, ...]
-    fd: int | None
-    subdirs: Iterator[str] = field(default_factory=lambda: iter(()))
-
-
-def _list(fd: int) -> list[tuple[str, str]]:
-    """Sorted (name, kind) of a directory's entries; kind is 'file', 'dir', 'link' or 'special'."""
-    def kind(entry: os.DirEntry[str]) -> str:
-        if entry.is_symlink():
-            return "link"
-        if entry.is_file(follow_symlinks=False):
-            return "file"
-        return "dir" if entry.is_dir(follow_symlinks=False) else "special"
-
-    with os.scandir(fd) as entries:
-        return sorted((e.name, kind(e)) for e in entries)
 
 
 class PathJail:
@@ -234,7 +106,7 @@ class PathJail:
         if not user_path.startswith("/"):
             comps = _normalize(parts)
             if comps is None:
-                raise PathDenied(f"{_quote(user_path)} climbs above the allowed directory")
+                raise PathDenied(f"{quote(user_path)} climbs above the allowed directory")
             return 0, comps
         for prefix, index in self._aliases:
             if tuple(parts[: len(prefix)]) == prefix:
@@ -245,13 +117,13 @@ class PathJail:
 
     def _target(self, user_path: str) -> tuple[int, tuple[str, ...], str]:
         index, comps = self.locate(user_path)
-        shown = _quote(user_path) if not user_path.startswith("/") else _quote("/".join(comps) or ".")
+        shown = quote(user_path) if not user_path.startswith("/") else quote("/".join(comps) or ".")
         return index, comps, shown
 
     def _open_root(self, index: int) -> int:
         gone = PathMissing("an allowed directory is no longer available")
         try:
-            fd = os.open(self.roots[index], _DIR_FLAGS)
+            fd = os.open(self.roots[index], DIR_FLAGS)
         except OSError:
             raise gone from None
         info = os.fstat(fd)
@@ -264,64 +136,32 @@ class PathJail:
         """Descriptor of the directory `comps` below root `index`; the caller closes it."""
         root = self._open_root(index)
         try:
-            return _descend(root, comps, shown, create)
+            return descend(root, comps, shown, create)
         finally:
             os.close(root)
-
-    @contextmanager
-    def _open_file(self, user_path: str) -> Iterator[tuple[int, os.stat_result, str]]:
-        index, comps, shown = self._target(user_path)
-        if not comps:
-            raise PathInvalid(f"{shown} is a directory, not a file")
-        name = comps[-1]
-        parent = self._walk(index, comps[:-1], shown)
-        try:
-            try:
-                _require_regular(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode, shown)
-                fd = os.open(name, _FILE_FLAGS, dir_fd=parent)
-            except OSError as exc:
-                raise _failure(exc, parent, name, shown) from None
-        finally:
-            os.close(parent)
-        try:
-            info = os.fstat(fd)
-            _require_regular(info.st_mode, shown)  # decides: this is what was actually opened
-            yield fd, info, shown
-        finally:
-            os.close(fd)
 
     def read_bytes(self, user_path: str, *, max_bytes: int) -> bytes:
         """Whole content of a regular file, refused (FileTooLarge) when over `max_bytes`."""
         if max_bytes < 0:
             raise ValueError("max_bytes must be >= 0")
-        with self._open_file(user_path) as (fd, info, shown):
-            too_large = FileTooLarge(f"file {shown} is larger than {max_bytes} bytes")
-            if info.st_size > max_bytes:
-                raise too_large
-            data = bytearray()
-            while len(data) <= max_bytes:  # reading one byte past the cap reveals a file that grew
-                chunk = os.read(fd, min(max_bytes + 1 - len(data), _CHUNK))
-                if not chunk:
-                    return bytes(data)
-                data += chunk
-            raise too_large
+        index, comps, shown = self._target(user_path)
+        if not comps:
+            raise PathInvalid(f"{shown} is a directory, not a file")
+        parent = self._walk(index, comps[:-1], shown)
+        try:
+            with open_regular(parent, comps[-1], shown) as (fd, info):
+                return read_capped(fd, info, shown, max_bytes)
+        finally:
+            os.close(parent)
 
     def stat(self, user_path: str) -> os.stat_result:
         """lstat-style metadata of a file or directory; a link is refused rather than described."""
         index, comps, shown = self._target(user_path)
         parent = self._walk(index, comps[:-1], shown)
         try:
-            if not comps:
-                return os.fstat(parent)
-            try:
-                info = os.stat(comps[-1], dir_fd=parent, follow_symlinks=False)
-            except OSError as exc:
-                raise _failure(exc, parent, comps[-1], shown) from None
+            return lstat_entry(parent, comps[-1], shown) if comps else os.fstat(parent)
         finally:
             os.close(parent)
-        if st.S_ISLNK(info.st_mode):
-            raise _link_denied(shown)
-        return info
 
     @contextmanager
     def open_dir(self, user_path: str) -> Iterator[int]:
@@ -360,51 +200,9 @@ class PathJail:
         if isinstance(patterns, str):
             patterns = (patterns,)
         index, comps, shown = self._target(user_path)
-        frames: list[_Frame] = []
-        found = 0
-        try:
-            rel: tuple[str, ...] = ()
-            fd: int | None = self._walk(index, comps, shown)
-            while True:
-                if fd is not None:
-                    frame = _Frame(rel, fd)
-                    frames.append(frame)
-                    listed = _list(fd)
-                    if skip_hidden:
-                        hidden = [name for name, _ in listed if name.startswith(".")]
-                        listed = [(name, kind) for name, kind in listed if not name.startswith(".")]
-                        for name in hidden if on_skipped else ():
-                            on_skipped("/".join((*rel, name)), "hidden")  # type: ignore[misc]
-                    frame.subdirs = iter([name for name, kind in listed if kind == "dir"])
-                    if len(rel) % _CHECKPOINT:
-                        frame.fd = None
-                        os.close(fd)
-                    for name, kind in listed:
-                        relpath = "/".join((*rel, name))
-                        if kind == "file" and any(
-                            fnmatch.fnmatchcase(relpath if "/" in p else name, p) for p in patterns
-                        ):
-                            found += 1
-                            if found > max_files:
-                                raise PathInvalid(f"{shown} holds more than {max_files} matching files")
-                            yield relpath
-                        elif kind != "dir" and on_skipped is not None:
-                            on_skipped(relpath, "unmatched" if kind == "file" else kind)
-                fd = None
-                while frames and (name := next(frames[-1].subdirs, None)) is None:
-                    done = frames.pop()
-                    if done.fd is not None:
-                        os.close(done.fd)
-                if not frames:
-                    return
-                rel = (*frames[-1].rel, name)
-                base = next(f for f in reversed(frames) if f.fd is not None)
-                with suppress(ToolFailure):  # vanished, became a link, or unreadable: skip it
-                    fd = _descend(base.fd, rel[len(base.rel) :], shown)  # type: ignore[arg-type]
-        finally:
-            for frame in frames:
-                if frame.fd is not None:
-                    os.close(frame.fd)
+        # Opened on the first `next()` (this is a generator), and owned by the walk from then on.
+        yield from walk_below(self._walk(index, comps, shown), shown, patterns=patterns, max_files=max_files,
+                              skip_hidden=skip_hidden, on_skipped=on_skipped)
 
     def mkdirs(self, user_path: str) -> None:
         """mkdir -p, one component at a time below the root; existing directories are fine."""
@@ -421,58 +219,8 @@ class PathJail:
         index, comps, shown = self._target(user_path)
         if not comps:
             raise PathInvalid(f"{shown} is a directory, not a file")
-        name = comps[-1]
         parent = self._walk(index, comps[:-1], shown)
-        temp: str | None = None
         try:
-            old = None
-            with suppress(FileNotFoundError):
-                old = os.stat(name, dir_fd=parent, follow_symlinks=False)
-            if old is not None:
-                if exclusive:
-                    raise PathExists(f"{shown} already exists")
-                _require_regular(old.st_mode, shown)
-            temp = f".{secrets.token_hex(8)}.partial"
-            fd = os.open(temp, _CREATE_FLAGS, 0o666, dir_fd=parent)
-            try:
-                if old is not None:
-                    os.fchmod(fd, st.S_IMODE(old.st_mode) & 0o777)  # keep permissions, never setuid/setgid
-                view = memoryview(data).cast("B")
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            if exclusive:
-                self._link_exclusive(parent, temp, name)
-            else:
-                os.rename(temp, name, src_dir_fd=parent, dst_dir_fd=parent)
-                temp = None
-            with suppress(OSError):
-                os.fsync(parent)  # make the new directory entry durable
-        except OSError as exc:
-            raise _failure(exc, parent, name, shown) from None
+            write_atomic(parent, comps[-1], shown, data, exclusive=exclusive)
         finally:
-            if temp is not None:
-                with suppress(OSError):
-                    os.unlink(temp, dir_fd=parent)
             os.close(parent)
-
-    @staticmethod
-    def _link_exclusive(parent: int, temp: str, name: str) -> None:
-        """Publish `temp` as `name` only if `name` is absent (link fails with EEXIST otherwise)."""
-        try:
-            os.link(temp, name, src_dir_fd=parent, dst_dir_fd=parent, follow_symlinks=False)
-            return
-        except OSError as exc:
-            if exc.errno not in _NO_HARDLINKS:
-                raise
-        # No hard links on this filesystem: claim the name with O_EXCL, then rename over the claim.
-        # An empty file is visible for that moment; the content is never seen half-written.
-        os.close(os.open(name, _CREATE_FLAGS, 0o600, dir_fd=parent))
-        try:
-            os.rename(temp, name, src_dir_fd=parent, dst_dir_fd=parent)
-        except OSError:
-            with suppress(OSError):
-                os.unlink(name, dir_fd=parent)
-            raise
