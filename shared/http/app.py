@@ -20,9 +20,12 @@ code 1, and then logs the URL of every endpoint.
 Streamable HTTP is served stateless: any replica can answer any request, so replicas need no sticky
 sessions; everything that must be shared (audit chain, tokens, optional rate limits) is in PostgreSQL.
 SSE is connection-bound by nature (its POSTs must reach the process holding the stream).
-`--workers N` runs N processes on the one port (`shared.http.workers`): streamable HTTP only, since
-an SSE session cannot follow its POSTs to another worker; each response then says `X-Worker: i`.
-The request id stamped here is the one the audit record carries (`pipeline.incoming_request_id`).
+`--workers N` runs N processes on the one port (`shared.http.workers`); each response then says
+`X-Worker: i`. SSE works there too: each worker names itself in its sessions' message path, and a
+message POST that reaches another worker is relayed to the owner over a private unix socket, where
+every check runs once (`shared.http.relay`).
+The request id stamped by `RequestLog` is the one the audit record carries: the pipeline reads it
+from `request_state(...)["request_id"]` (`shared.pipeline`).
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ from shared.http.layers import (
     configure_json_logging,
     is_loopback,
 )
+from shared.http.relay import SessionRelay, WorkerPeers, private_directory
 from shared.server import SuiteServer
 
 log = logging.getLogger("mcp_suite.http")
@@ -178,18 +182,20 @@ def _auth_unavailable(_conn: HTTPConnection, exc: AuthenticationError) -> Respon
 
 
 def build_app(servers: list[SuiteServer], config: HttpConfig, verifier: SuiteTokenVerifier, *,
-              sse: bool = True, worker: int | None = None) -> ASGIApp:
+              peers: WorkerPeers | None = None) -> ASGIApp:
     """The whole ASGI application for these servers (not yet started: uvicorn runs its lifespan).
 
-    `sse=False` leaves SSE out (several workers); `worker` is this process's index among them,
-    answered in an `X-Worker` header so a client (and the tests) can tell the workers apart.
+    `peers` (several workers) says which worker this process is: its index is answered in an
+    `X-Worker` header so a client (and the tests) can tell the workers apart, its SSE sessions get
+    the message path `/messages/<index>/`, and message POSTs for a sibling's sessions are relayed.
     """
     # Host/Origin are checked once, by HostOriginGuard, for every path; the SDK's copy stays off.
     security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
     published_issuer = config.issuer_url or verifier.issuer
     issuer = published_issuer or config.public_url  # AuthSettings needs one; published only if configured
     serve_http_transport = config.mount_all or config.transport == "http"
-    serve_sse = sse and (config.mount_all or config.transport == "sse")
+    serve_sse = config.mount_all or config.transport == "sse"
+    message_path = "/messages/" if peers is None else peers.message_path
     mounted: list[_Mounted] = []
     server_routes: list[BaseRoute] = []
     for server in servers:
@@ -200,7 +206,7 @@ def build_app(servers: list[SuiteServer], config: HttpConfig, verifier: SuiteTok
         )
         inner: list[BaseRoute] = list(http_sub.routes) if serve_http_transport else []
         if serve_sse:
-            inner += server.mcp.sse_app(sse_path="/sse", message_path="/messages/", transport_security=security,
+            inner += server.mcp.sse_app(sse_path="/sse", message_path=message_path, transport_security=security,
                                         max_request_body_size=config.max_body_bytes).routes
         resource = config.public_url + prefix + ("/mcp" if serve_http_transport else "/sse")
         auth = AuthSettings(issuer_url=issuer, resource_server_url=resource, validate_token_resource=False)
@@ -232,7 +238,10 @@ def build_app(servers: list[SuiteServer], config: HttpConfig, verifier: SuiteTok
     server_paths = tuple(f"/{s.name}/" for s in servers) if config.mount_all else ("/mcp", "/sse", "/messages/")
     app = HostOriginGuard(app, config, server_paths)
     app = RequestLog(app)
-    return app if worker is None else WorkerHeader(app, worker)
+    if peers is None:
+        return app
+    prefixes = [f"/{s.name}" for s in servers] if config.mount_all else [""]
+    return SessionRelay(WorkerHeader(app, peers.index), peers, prefixes)
 
 
 class WorkerHeader:
@@ -255,14 +264,14 @@ class WorkerHeader:
         await self.app(scope, receive, tagged)
 
 
-def endpoint_urls(servers: list[SuiteServer], config: HttpConfig, *, sse: bool = True) -> list[tuple[str, str]]:
+def endpoint_urls(servers: list[SuiteServer], config: HttpConfig) -> list[tuple[str, str]]:
     """(what, URL) of every endpoint `serve` answers on, for its start-up lines."""
     urls = []
     for server in servers:
         prefix = config.public_url + (f"/{server.name}" if config.mount_all else "")
         if config.mount_all or config.transport == "http":
             urls.append((f"{server.name} streamable HTTP", f"{prefix}/mcp"))
-        if sse and (config.mount_all or config.transport == "sse"):
+        if config.mount_all or config.transport == "sse":
             urls.append((f"{server.name} SSE", f"{prefix}/sse"))
     urls += [(what, f"{config.public_url}{path}") for what, path in
              [("health", "/healthz"), ("readiness", "/readyz"), ("metrics", "/metrics")]]
@@ -294,10 +303,6 @@ def serve_http(args: argparse.Namespace, servers: list[SuiteServer]) -> int:
     if workers < 1 or (workers > 1 and not http_workers.supported()):
         log.error("cannot start: --workers must be 1 or more, and more than 1 needs Linux (SO_REUSEPORT)")
         return 2
-    if workers > 1 and config.transport == "sse" and not config.mount_all:
-        log.error("cannot start: SSE holds a session in one process; serve it with --workers 1 "
-                  "(streamable HTTP, --transport http, scales across workers)")
-        return 2
     try:
         sock = http_workers.bind(config.host, config.port, reuse_port=workers > 1)
     except OSError as exc:
@@ -322,29 +327,30 @@ def serve_http(args: argparse.Namespace, servers: list[SuiteServer]) -> int:
     if config.allow_anonymous:
         log.warning("anonymous HTTP access is ON: callers without a token act as 'anonymous' with scopes %s "
                     "(MCP_SUITE_ANONYMOUS_SCOPES)", " ".join(sorted(config.anonymous_scopes)))
-    if workers > 1:
-        if config.mount_all:
-            log.warning("SSE endpoints are off with --workers %d: an SSE session lives in one process; "
-                        "streamable HTTP (/NAME/mcp) is served by every worker", workers)
-        if config.rate_store != "postgres":
-            log.warning("with --workers %d each worker keeps its own rate limits and /metrics counts one "
-                        "worker; set MCP_SUITE_RATE_LIMIT_STORE=postgres to share the limits", workers)
-    for what, endpoint in endpoint_urls(servers, config, sse=workers == 1):
+    if workers > 1 and config.rate_store != "postgres":
+        log.warning("with --workers %d each worker keeps its own rate limits and /metrics counts one "
+                    "worker; set MCP_SUITE_RATE_LIMIT_STORE=postgres to share the limits", workers)
+    for what, endpoint in endpoint_urls(servers, config):
         log.info("%s: %s", what, endpoint, extra={"event": "endpoint", "url": endpoint})
 
-    def serve(worker: int | None, listener: socket.socket) -> int:
-        app = build_app(servers, config, verifier, sse=worker is None, worker=worker)
+    def serve(peers: WorkerPeers | None, listeners: list[socket.socket]) -> int:
+        app = build_app(servers, config, verifier, peers=peers)
         limits = ConnectionLimits(config.header_timeout_s, config.body_timeout_s, config.max_connections)
         uv = uvicorn.Config(app, host=config.host, port=config.port, log_config=None, access_log=False,
                             lifespan="on", server_header=False, timeout_graceful_shutdown=10,
                             http=guarded_h11(limits))
-        uvicorn.Server(uv).run(sockets=[listener])
+        uvicorn.Server(uv).run(sockets=listeners)
         return 0
 
     if workers == 1:
-        return serve(None, sock)
+        return serve(None, [sock])
     log.info("starting %d workers on port %d", workers, config.port, extra={"event": "workers", "workers": workers})
     try:
-        return http_workers.run(workers, config.host, config.port, serve)
+        with private_directory() as directory:
+            def serve_worker(index: int, listener: socket.socket) -> int:
+                peers = WorkerPeers(directory, workers, index)  # its unix socket: SSE messages from siblings
+                return serve(peers, [listener, peers.listen()])
+
+            return http_workers.run(workers, config.host, config.port, serve_worker)
     finally:
         sock.close()

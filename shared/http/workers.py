@@ -6,7 +6,8 @@ kernel spreads new TCP connections across them evenly, and a connection stays wi
 that accepted it. Each worker runs its own event loop and lifespan (database pool, token cache,
 rate limiter, metrics). The servers are stateless under streamable HTTP, so any worker can answer
 any request; SSE is not (its POSTs arrive on a second connection that may reach another worker),
-so `serve` turns SSE off when N > 1.
+so each worker also listens on a private unix socket and relays such POSTs to the session's owner
+(`shared.http.relay`).
 
 Signals: the workers sit in their own process group, so a terminal's Ctrl-C reaches only the
 parent, which forwards one SIGTERM to each worker (a graceful uvicorn shutdown) and waits for all
