@@ -31,6 +31,8 @@ import sys
 import tempfile
 import time
 
+from shared.config import Settings, load
+
 ECHO_DOC = "Return the text unchanged."
 
 
@@ -190,7 +192,7 @@ async def _measure_in_process(calls: int, rounds: int, env: dict[str, str]) -> d
 
 async def run(calls: int, rounds: int = 3) -> dict[str, float]:
     env = {**os.environ, "MCP_SUITE_SCOPES": "bench:read", "MCP_SUITE_PRINCIPAL": "bench"}
-    scratch = None if env.get("DATABASE_URL") else tempfile.mkdtemp(prefix="mcp-suite-bench-")
+    scratch = None if load(Settings).database_url else tempfile.mkdtemp(prefix="mcp-suite-bench-")
     if scratch:
         env["MCP_SUITE_HOME"] = scratch  # a throwaway embedded database, not the user's audit log
     bare: list[float] = []
