@@ -19,6 +19,7 @@ from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 
 from servers.search import tools as search_tools
+from servers.search.embedder import Embedder
 from servers.search.tools import app
 from shared.identity import Principal
 
@@ -102,6 +103,7 @@ async def test_model_timing_out_degrades_to_keyword(connect, make_database, monk
         raise RuntimeError("released")
 
     embedder = search_tools.embedder
+    monkeypatch.setattr(embedder, "breaker", Embedder().breaker)  # fresh; the shared one is put back untouched
     async with make_database() as url:
         async with connect(app, principal=USER, url=url) as client:
             await client.call_tool("ingest", {"content": f"The {MARKER} comet returns every seventy years.",
@@ -114,7 +116,6 @@ async def test_model_timing_out_degrades_to_keyword(connect, make_database, monk
                                                                     "mode": "semantic"})
         finally:
             release.set()
-            embedder.breaker.reset()
     assert hybrid.is_error is False
     assert hybrid.structured_content["mode"] == "keyword"
     assert "too slow" in hybrid.structured_content["degraded"]

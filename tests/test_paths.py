@@ -21,6 +21,7 @@ import pytest
 
 from shared.errors import Conflict, InvalidInput, NotFound, PermissionDenied, ToolFailure
 from shared.paths import FileTooLarge, PathDenied, PathExists, PathInvalid, PathJail, PathMissing
+from shared.tool import client_message
 
 SECRET = b"SECRET outside the jail"
 INSIDE = b"inside content"
@@ -454,7 +455,7 @@ def test_messages_never_reveal_roots_or_host_paths(tmp_path: Path, root: Path, j
     for attempt in attempts:
         with pytest.raises(ToolFailure) as info:
             attempt()
-        message = str(info.value.to_payload())
+        message = client_message(info.value)  # what a client would read
         assert not any(s in message for s in secrets), message
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import pytest
 
 from servers.search import tools as search_tools
+from servers.search.embedder import Embedder
 from servers.search.tools import app
 from shared.identity import Principal
 
@@ -109,20 +111,19 @@ async def test_replace_and_delete(connect, indexed):
         assert missing.is_error and "not_found" in missing.content[0].text
 
 
-async def test_model_breaker_open_degrades_to_keyword(connect, indexed):
-    breaker = search_tools.embedder.breaker
+async def test_model_breaker_open_degrades_to_keyword(connect, indexed, monkeypatch):
+    breaker = Embedder().breaker  # the model's own breaker, fresh; the shared one is put back untouched
+    monkeypatch.setattr(search_tools.embedder, "breaker", breaker)
     async with connect(app, principal=READER, url=indexed) as client:
         for _ in range(200):  # inject model failures until the breaker opens
             if breaker.state == "open":
                 break
-            breaker.acquire()
-            breaker.record_failure()
+            with contextlib.suppress(RuntimeError):
+                async with breaker.guard():
+                    raise RuntimeError("the model failed")
         assert breaker.state == "open"
-        try:
-            result = await client.call_tool("hybrid_search", {"query": "heart arteries"})
-            semantic = await client.call_tool("hybrid_search", {"query": "heart arteries", "mode": "semantic"})
-        finally:
-            breaker.reset()
+        result = await client.call_tool("hybrid_search", {"query": "heart arteries"})
+        semantic = await client.call_tool("hybrid_search", {"query": "heart arteries", "mode": "semantic"})
     assert result.structured_content["mode"] == "keyword"
     assert "keyword results only" in result.structured_content["degraded"]
     assert result.structured_content["hits"][0]["document_id"] == "heart"
