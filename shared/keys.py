@@ -20,9 +20,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.config import KeySettings, Settings, load
+from shared.config import MIN_KEY_CHARS, KeySettings, Settings, load
 
-MIN_KEY_CHARS = 32
 KEY_FILE_NAME = "audit.key"
 
 

@@ -42,14 +42,13 @@ from starlette.authentication import AuthenticationError
 from shared.auth.jwt import JwtSettings, JwtVerifier
 from shared.auth.verdict import PRINCIPAL_RE, Verdict
 from shared.auth.verdict import REASONS as REASONS  # the HTTP layers read the reasons from here
-from shared.config import AuthSettings, load
+from shared.config import SCOPE_RE, AuthSettings, load
 
 log = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "mcps_"
 ISSUER = "mcp-suite"
 _TOKEN_RE = re.compile(r"^mcps_[A-Za-z0-9_-]{43}$")
-_SCOPE_RE = re.compile(r"^(\*|[a-z0-9_*?-]+:[a-z0-9_*?-]+)$")
 _DURATION_RE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 TOUCH_EVERY_S = 60
@@ -125,7 +124,7 @@ def parse_scopes(scopes: str | Iterable[str]) -> tuple[str, ...]:
     if not items:
         raise ValueError("a token needs at least one scope, e.g. 'profiles:read'")
     for scope in items:
-        if not _SCOPE_RE.match(scope):
+        if not SCOPE_RE.match(scope):
             raise ValueError(f"invalid scope {scope!r}; scopes look like 'profiles:read' or '*:read'")
     return tuple(sorted(set(items)))
 
