@@ -22,7 +22,7 @@ from servers.search.embedder import Embedder
 from servers.search.index import consistency_problems
 from servers.search.roots import IngestRoots
 from servers.search.tools import app
-from shared import paths
+from shared.fs import walk
 from shared.identity import Principal
 
 USER = Principal("searcher", frozenset({"search:read", "search:write"}), "test")
@@ -79,10 +79,10 @@ async def test_walks_reads_and_parsing_leave_the_loop_free(connect, db, tmp_path
     root = tmp_path / "tree"
     make_tree(root, directories=4, files_each=2)
     monkeypatch.setenv("MCP_SUITE_SEARCH_ROOTS", str(root))
-    real_list, real_read, real_parse = paths._list, ingest_files.read_file, ingest_module.parse_document
+    real_list, real_read, real_parse = walk.list_entries, ingest_files.read_file, ingest_module.parse_document
     async with connect(app, principal=USER, url=db) as client:
         with ticking() as ticks:
-            monkeypatch.setattr(paths, "_list", lambda fd: (ticks.wait_for_turn(), real_list(fd))[1])
+            monkeypatch.setattr(walk, "list_entries", lambda fd: (ticks.wait_for_turn(), real_list(fd))[1])
             monkeypatch.setattr(ingest_files, "read_file", lambda *a: (ticks.wait_for_turn(), real_read(*a))[1])
             monkeypatch.setattr(ingest_module, "parse_document",
                                 lambda *a, **k: (ticks.wait_for_turn(), real_parse(*a, **k))[1])
@@ -131,7 +131,7 @@ async def test_a_cancelled_walk_stops_in_its_thread(tmp_path, monkeypatch):
     make_tree(tmp_path / "tree", directories=60, files_each=1)
     roots = IngestRoots([str(tmp_path / "tree")])
     listed, walk_ended = [], threading.Event()
-    real_list, real_discover = paths._list, ingest_files.discover
+    real_list, real_discover = walk.list_entries, ingest_files.discover
 
     def slow_list(fd):
         listed.append(fd)
@@ -144,7 +144,7 @@ async def test_a_cancelled_walk_stops_in_its_thread(tmp_path, monkeypatch):
         finally:
             walk_ended.set()
 
-    monkeypatch.setattr(paths, "_list", slow_list)
+    monkeypatch.setattr(walk, "list_entries", slow_list)
     monkeypatch.setattr(ingest_files, "discover", discover)
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.5):
