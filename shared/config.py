@@ -231,7 +231,8 @@ class DatabaseRoleSettings:
     app_password: str | None = setting(
         "MCP_SUITE_APP_DB_PASSWORD", None, "the mcp_suite_app role's password (set by `migrate`)", secret=True)
     migrations: str | None = setting(
-        "MCP_SUITE_MIGRATIONS", None, "a folder of migrations to use instead of the installed ones")
+        "MCP_SUITE_MIGRATIONS", None, "a folder of migrations to use instead of the installed ones (the core's and "
+        "every server's)")
 
 
 @dataclass(frozen=True)

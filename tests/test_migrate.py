@@ -67,3 +67,21 @@ def test_a_version_used_twice_across_packages_is_refused(tmp_path: Path, monkeyp
     monkeypatch.setattr(migrate, "migration_sources", lambda: [core, server])
     with pytest.raises(migrate.MigrationError, match="0001_core.sql and 0001_notes.sql"):
         migrate.load()
+
+
+def test_the_override_folder_is_used_alone(tmp_path: Path, monkeypatch):
+    """`MCP_SUITE_MIGRATIONS` replaces the installed files, the servers' included (a full copy works)."""
+    for source in migrate.migration_sources():
+        for path in source.glob("*.sql"):
+            shutil.copy(path, tmp_path / path.name)
+    monkeypatch.setenv("MCP_SUITE_MIGRATIONS", str(tmp_path))
+    assert migrate.migration_sources() == [tmp_path]
+    assert [m.name for m in migrate.load()][:3] == ["0001_core.sql", "0002_user_profiles.sql", "0003_search.sql"]
+
+
+def test_missing_package_metadata_is_refused_not_half_applied(monkeypatch):
+    """Without the entry points (a checkout never installed, or a stale install) the core alone would
+    migrate "successfully" and leave the servers' tables missing: refuse, saying how to fix it."""
+    monkeypatch.setattr(migrate, "entry_points", lambda group: [])
+    with pytest.raises(migrate.MigrationError, match="pip install -e"):
+        migrate.load()

@@ -71,19 +71,27 @@ class Migration:
 
 
 def migrations_dir() -> Path:
-    """The core's migrations: `MCP_SUITE_MIGRATIONS` if set, else the installed `migrations` package."""
-    override = config.load(config.DatabaseRoleSettings).migrations
-    if override:
-        return Path(override)
+    """The core's migrations: the installed `migrations` package."""
     return Path(str(importlib.resources.files("migrations")))
 
 
 def migration_sources() -> list[Path]:
-    """The core's folder, then each registered server's (`mcp_suite.migrations` entry points, by name)."""
-    sources = [migrations_dir()]
-    for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        sources.append(Path(str(importlib.resources.files(entry.value))))
-    return sources
+    """`MCP_SUITE_MIGRATIONS` alone if set; else the core's folder, then each registered server's
+    (`mcp_suite.migrations` entry points, by name).
+
+    The suite's own distribution always registers its servers' packages, so finding none means its
+    metadata is missing or stale (a checkout run without `pip install -e .`, or installed before the
+    servers' schemas moved): that is refused, since applying the core alone would report success and
+    leave the servers' tables missing.
+    """
+    override = config.load(config.DatabaseRoleSettings).migrations
+    if override:
+        return [Path(override)]
+    registered = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+    if not registered:
+        raise MigrationError("no server migrations are registered (the installed package metadata is missing "
+                             "or stale): reinstall with `make setup` or `pip install -e .`")
+    return [migrations_dir(), *(Path(str(importlib.resources.files(entry.value))) for entry in registered)]
 
 
 def load(directory: Path | None = None) -> list[Migration]:
