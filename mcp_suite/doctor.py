@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_suite.cli_support import UserError, connect, describe_database
-from shared.config import AuthSettings, HttpSettings, Settings, default_home, given, load
+from shared.config import AuthSettings, HttpSettings, Settings, default_home, load
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 
@@ -136,15 +136,15 @@ def check_model(*, deep: bool) -> Check:
 def check_servers() -> list[Check]:
     """Per registered server (topic: its name): needs left unset (WARN), its sections' `problems()` (FAIL)."""
     from mcp_suite.registry import specs
+    from mcp_suite.servers_cli import needs_given
 
     checks: list[Check] = []
     for name, spec in specs().items():
         problems: list[str] = []
-        written: dict[str, str] = {}
         for section in spec.settings:
             values = load(section)
             problems += values.problems() if callable(getattr(values, "problems", None)) else []
-            written |= given(section)
+        written = needs_given(name)
         checks += [Check(FAIL, name, problem) for problem in problems]
         unset = [need for need in spec.needs if need.variable not in written]
         checks += [Check(WARN, name, f"{need.variable} is not set: {need.meaning}") for need in unset]

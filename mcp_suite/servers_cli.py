@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_suite.registry import check, load, names, spec
-from shared.config import Settings, given
+from shared.config import Settings, as_written, given
 
 
 def describe_server(name: str) -> dict[str, Any]:
@@ -34,11 +34,13 @@ def describe_server(name: str) -> dict[str, Any]:
 
 
 def needs_given(name: str) -> dict[str, str]:
-    """The server's variables the user set, as written (read through its `ServerSpec.settings`)."""
+    """The server's variables the user set, as written: through its `ServerSpec.settings` (checked),
+    and, for a need no section describes (a plugin's), as the environment has it."""
+    server = spec(name)
     written: dict[str, str] = {}
-    for section in spec(name).settings:
+    for section in server.settings:
         written |= given(section)
-    return written
+    return written | as_written(n.variable for n in server.needs if n.variable not in written)
 
 
 def _first_sentence(text: str, limit: int = 72) -> str:

@@ -27,7 +27,7 @@ import dataclasses
 import getpass
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -160,7 +160,14 @@ def given(section: type, environ: Mapping[str, str] | None = None) -> dict[str, 
     """
     environ = os.environ if environ is None else environ
     load(section, environ)
-    return {meta.env: environ[meta.env] for _name, meta, _default in variables(section) if environ.get(meta.env)}
+    return as_written([meta.env for _name, meta, _default in variables(section)], environ)
+
+
+def as_written(names: Iterable[str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The named variables the user set, as written, unchecked: for a server's declared needs that no
+    typed section of its own describes (a plugin server may declare needs without sections)."""
+    environ = os.environ if environ is None else environ
+    return {name: environ[name] for name in names if environ.get(name)}
 
 
 def default_home() -> Path:

@@ -81,4 +81,11 @@ def test_a_server_installed_elsewhere_brings_its_commands_without_touching_the_s
     assert listed.returncode == 0, listed.stderr[-2000:]
     described = json.loads(listed.stdout)
     assert described[0]["name"] == "notes" and described[0]["needs"][0]["variable"] == "NOTES_DIR"
+    assert described[0]["needs"][0]["set"] is False
+    # A need no settings section describes (a plugin's) is still seen when set, and handed on as written.
+    env["NOTES_DIR"] = str(tmp_path / "notes")
+    assert json.loads(cli("servers", "notes", "--json").stdout)[0]["needs"][0]["set"] is True
+    config = cli("claude-config", "notes")
+    assert config.returncode == 0, config.stderr[-2000:]
+    assert json.loads(config.stdout)["mcpServers"]["mcp-suite-notes"]["env"]["NOTES_DIR"] == str(tmp_path / "notes")
     assert "mcp-suite demo notes" in cli("demo", "--help").stdout
