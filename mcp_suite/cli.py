@@ -96,7 +96,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.name != "all" and ":" not in args.name:
         check(args.name)
     if args.workers < 1 or (args.workers > 1 and args.transport == "stdio"):
-        raise UserError("--workers must be 1 or more, and more than 1 only with --transport http")
+        raise UserError("--workers must be 1 or more, and more than 1 only with --transport http or sse")
     if args.transport == "stdio":
         if args.name == "all" or ":" in args.name:
             raise UserError("stdio carries one registered server: name one (`mcp-suite servers` lists them), "

@@ -26,8 +26,9 @@ from mcp.client import Client
 from mcp.client.sse import sse_client
 
 from shared.auth import tokens
+from shared.http import relay as relay_module
 from shared.http import workers
-from shared.http.relay import SessionRelay, WorkerPeers
+from shared.http.relay import RELAYED_FOR, SessionRelay, WorkerPeers
 from tests.interop.harness import ServeProcess, base_env
 from tests.test_http_app import create_notes_table
 
@@ -195,7 +196,7 @@ async def test_a_path_naming_no_worker_is_not_relayed(site):
 
 
 def test_the_relay_sockets_are_private_to_the_serving_user(site):
-    sockets = sorted(site.tmp.glob("mcp-suite-workers-*/worker-*.sock"))
+    sockets = sorted(site.tmp.glob("mcp-suite-w-*/worker-*.sock"))
     assert [p.name for p in sockets] == ["worker-0.sock", "worker-1.sock"]
     if os.geteuid() == 0:  # the attack: another local user connects to a worker's socket
         attack = "import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); print('connected')"
@@ -228,3 +229,35 @@ def test_only_a_sibling_named_in_a_message_path_is_relayed(tmp_path):
     assert owner("/notes/messages/1/") is None  # its own
     assert owner("/notes/messages/3/") is None and owner("/notes/messages/99999/") is None  # nobody's
     assert owner("/messages/0/") is None and owner("/other/messages/0/") is None and owner("/notes/mcp") is None
+
+
+def test_the_client_address_travels_with_a_relayed_post_and_cannot_be_forged(tmp_path):
+    """The owner logs and audits the real client of a relayed POST; a client that sends the header
+    itself over TCP is not believed (it is removed), nor is a second copy."""
+    owner = SessionRelay(lambda *_: None, WorkerPeers(tmp_path, 2, 1), [""])
+    forged = (RELAYED_FOR, b"10.9.8.7:1")
+    from_tcp = {"type": "http", "path": "/messages/1/", "client": ("203.0.113.5", 4000),
+                "server": ("127.0.0.1", 8765), "headers": [(b"host", b"x"), forged]}
+    seen = owner.with_client(from_tcp)
+    assert seen["client"] == ("203.0.113.5", 4000) and forged not in seen["headers"]
+    private = {"type": "http", "path": "/messages/1/", "client": None,
+               "server": (str(WorkerPeers(tmp_path, 2, 1).socket_path(1)), None)}
+    relayed = owner.with_client({**private, "headers": [(RELAYED_FOR, b"203.0.113.5:4000")]})
+    assert relayed["client"] == ("203.0.113.5", 4000) and relayed["headers"] == []
+    twice = owner.with_client({**private, "headers": [forged, (RELAYED_FOR, b"203.0.113.5:4000")]})
+    assert twice["client"] is None
+    # The receiving worker sends the address it saw, after removing any copy the client sent.
+    sent = relay_module._request_headers(seen)
+    assert sent.count((RELAYED_FOR, b"203.0.113.5:4000")) == 1 and forged not in sent
+
+
+def test_a_long_tmpdir_still_gives_socket_paths_a_unix_socket_accepts(tmp_path, monkeypatch):
+    long_tmp = tmp_path / ("t" * 90)
+    long_tmp.mkdir()
+    monkeypatch.setattr(relay_module.tempfile, "tempdir", str(long_tmp))
+    with relay_module.private_directory() as directory:
+        peers = WorkerPeers(directory, 2, 1)
+        listener = peers.listen()
+        listener.close()
+        assert directory.stat().st_mode & 0o777 == 0o700
+    assert not directory.exists()

@@ -194,7 +194,7 @@ def build_app(servers: list[SuiteServer], config: HttpConfig, verifier: SuiteTok
     published_issuer = config.issuer_url or verifier.issuer
     issuer = published_issuer or config.public_url  # AuthSettings needs one; published only if configured
     serve_http_transport = config.mount_all or config.transport == "http"
-    serve_sse = config.mount_all or config.transport == "sse"
+    serve_sse = serves_sse(config)
     message_path = "/messages/" if peers is None else peers.message_path
     mounted: list[_Mounted] = []
     server_routes: list[BaseRoute] = []
@@ -240,8 +240,15 @@ def build_app(servers: list[SuiteServer], config: HttpConfig, verifier: SuiteTok
     app = RequestLog(app)
     if peers is None:
         return app
+    if not peers.relays:
+        return WorkerHeader(app, peers.index)
     prefixes = [f"/{s.name}" for s in servers] if config.mount_all else [""]
     return SessionRelay(WorkerHeader(app, peers.index), peers, prefixes)
+
+
+def serves_sse(config: HttpConfig) -> bool:
+    """`serve all` mounts both transports; one server serves the one it was asked for."""
+    return config.mount_all or config.transport == "sse"
 
 
 class WorkerHeader:
@@ -348,8 +355,9 @@ def serve_http(args: argparse.Namespace, servers: list[SuiteServer]) -> int:
     try:
         with private_directory() as directory:
             def serve_worker(index: int, listener: socket.socket) -> int:
-                peers = WorkerPeers(directory, workers, index)  # its unix socket: SSE messages from siblings
-                return serve(peers, [listener, peers.listen()])
+                peers = WorkerPeers(directory, workers, index, relays=serves_sse(config))
+                # its unix socket, only where there are SSE sessions: messages from its siblings
+                return serve(peers, [listener, peers.listen()] if peers.relays else [listener])
 
             return http_workers.run(workers, config.host, config.port, serve_worker)
     finally:

@@ -18,8 +18,13 @@ bad `session_id` its 400; a path naming no worker is not relayed (the local app 
 owner that is gone (its socket refuses) gives 503 `worker_unavailable`; one that does not answer
 within `RELAY_TIMEOUT_S` gives 504 `worker_timeout`.
 
+The owner sees the client's own address: the relay names it in `RELAYED_FOR`, which the owner
+believes only on its private socket (any copy sent over TCP is removed), so its log line and audit
+show the real caller, not the socket.
+
 The hop is private: the parent creates the socket directory with mode 0700 (`private_directory`)
-and each socket is made 0600, so no other local user can reach a worker past the TCP port. A
+and each socket is made 0600, so no other local user can reach a worker past the TCP port. Workers
+that serve no SSE (`--transport http`) have no message paths, so they open no socket at all. A
 relayed response carries `X-Worker-Relay: <receiving worker>` beside the owner's `X-Worker`.
 """
 
@@ -47,10 +52,20 @@ HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te"
                         b"upgrade", b"content-length"})
 
 
+SOCKET_PATH_MAX = 107  # bytes in `sun_path` on Linux, less the terminating NUL
+RELAYED_FOR = b"x-mcp-suite-relayed-for"  # the client's address, trusted only from a sibling's socket
+
+
 @contextlib.contextmanager
 def private_directory() -> Iterator[Path]:
-    """A fresh 0700 directory for the workers' sockets (the parent's), removed when the set stops."""
-    path = Path(tempfile.mkdtemp(prefix="mcp-suite-workers-"))  # mkdtemp: mode 0700, owned by us
+    """A fresh 0700 directory for the workers' sockets (the parent's), removed when the set stops.
+
+    Under the temporary directory, or `/tmp` when that path would make a socket path too long for
+    a unix socket (a long `TMPDIR`)."""
+    path = Path(tempfile.mkdtemp(prefix="mcp-suite-w-"))  # mkdtemp: mode 0700, owned by us
+    if len(os.fsencode(path / "worker-9999.sock")) > SOCKET_PATH_MAX:
+        path.rmdir()
+        path = Path(tempfile.mkdtemp(prefix="mcp-suite-w-", dir="/tmp"))
     try:
         yield path
     finally:
@@ -64,6 +79,7 @@ class WorkerPeers:
     directory: Path
     count: int
     index: int
+    relays: bool = True  # False where no SSE is served: no message paths, so no socket and no relay
 
     def socket_path(self, index: int) -> Path:
         return self.directory / f"worker-{index}.sock"
@@ -113,11 +129,29 @@ class SessionRelay:
         return index if index != self.peers.index and index < self.peers.count else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope = self.with_client(scope)
         target = self.owner(scope)
         if target is None:
             await self.app(scope, receive, send)
             return
         await self.relay(scope, receive, send, target)
+
+    def with_client(self, scope: Scope) -> Scope:
+        """A relayed request names its client in `RELAYED_FOR`: believed only on this worker's private
+        socket (only siblings can connect), and removed from every request, so a client cannot claim
+        another address through the TCP port."""
+        named = [value for key, value in scope["headers"] if key == RELAYED_FOR]
+        if not named:
+            return scope
+        scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k != RELAYED_FOR]}
+        server = scope.get("server")
+        on_private_socket = (scope.get("client") is None and isinstance(server, tuple | list)
+                             and server[0] == str(self.peers.socket_path(self.peers.index)))
+        host, _, port = named[0].decode("latin-1").rpartition(":")
+        if on_private_socket and len(named) == 1 and host and port.isdigit():
+            scope["client"] = (host, int(port))
+        return scope
 
     async def relay(self, scope: Scope, receive: Receive, send: Send, target: int) -> None:
         try:
@@ -184,6 +218,9 @@ def _request_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
         headers.append((b"transfer-encoding", b"chunked"))
     if not any(k == b"host" for k, _ in headers):
         headers.append((b"host", b""))  # HTTP/1.1 needs one; the owner's Host guard judges it
+    client = scope.get("client")
+    if client:  # for the owner's request log and audit (any copy the client sent was removed on arrival)
+        headers.append((RELAYED_FOR, f"{client[0]}:{client[1]}".encode("latin-1")))
     return [*headers, (b"connection", b"close")]
 
 
