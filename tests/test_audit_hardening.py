@@ -8,6 +8,7 @@ record is written, a refusal flood, and rewrites of the chain by the app role an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -15,6 +16,7 @@ import stat
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -183,21 +185,38 @@ def test_every_shipped_tool_that_changes_state_is_declared_so():
 
 # --- 3. cancellation and hang-ups ----------------------------------------------------------------------
 
-async def test_waiters_behind_a_cancelled_caller_complete_and_its_record_is_written(make_database, db_connection):
+@contextlib.asynccontextmanager
+async def another_writer_holding_the_head(url: str) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """Another replica's writer holds the chain head's row lock until `release()` (or the block ends)."""
+    async with open_connection(url) as holder:
+        tx = holder.transaction()
+        await tx.start()
+        await holder.execute("SELECT * FROM audit_head FOR UPDATE")
+        held = True
+
+        async def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                await tx.rollback()
+
+        try:
+            yield release
+        finally:
+            await release()
+
+
+async def test_waiters_behind_a_cancelled_caller_complete_and_its_record_is_written(make_database):
     async with make_database() as url:
         audit = AuditLog(app_database_url(url), keys=KEYS)
         await audit.start()
         try:
-            async with db_connection(url) as holder:
-                # Another replica's writer holds the head while these callers queue up.
-                tx = holder.transaction()
-                await tx.start()
-                await holder.execute("SELECT * FROM audit_head FOR UPDATE")
+            async with another_writer_holding_the_head(url) as release_head:  # while these callers queue up
                 callers = [asyncio.create_task(audit.append(sample(audit, i))) for i in range(6)]
                 await _until_async(lambda: _waiting_on_locks(url), 1)
                 callers[0].cancel()  # the first caller (the old design's leader) hangs up
                 callers[3].cancel()
-                await tx.rollback()
+                await release_head()
                 done = await asyncio.gather(*callers, return_exceptions=True)
         finally:
             await audit.close()
@@ -207,19 +226,16 @@ async def test_waiters_behind_a_cancelled_caller_complete_and_its_record_is_writ
         assert ids == {f"r{i}" for i in range(6)}  # the cancelled callers' records were written too
 
 
-async def test_hang_up_while_the_head_is_locked_leaves_no_unrecorded_change(connect, make_database, db_connection):
+async def test_hang_up_while_the_head_is_locked_leaves_no_unrecorded_change(connect, make_database):
     async with make_database() as url, connect(profiles, principal=who("hangup"), url=url) as client:
         profile = (await client.call_tool("create_profile", {"display_name": "H", "email": email()})).structured_content
-        async with db_connection(url) as holder:
-            tx = holder.transaction()
-            await tx.start()
-            await holder.execute("SELECT * FROM audit_head FOR UPDATE")
+        async with another_writer_holding_the_head(url) as release_head:
             call = asyncio.create_task(client.call_tool("update_profile", {
                 "profile_id": profile["id"], "expected_version": profile["version"], "display_name": "after"}))
             await _until_async(lambda: _waiting_on_locks(url), 1)  # the intent's write is blocked on the head
             call.cancel()  # the client hangs up while the intent's write waits for the head
             await _until(lambda: any(r.get("error_class") == "cancelled" for r, _, _ in profiles.audit._pending))
-            await tx.rollback()
+            await release_head()
         outcome = await asyncio.gather(call, return_exceptions=True)
         await _until_async(lambda: _count(url, "update_profile"), 2)
         records = await rows(url, "SELECT phase, outcome, error_class FROM audit_log "
@@ -279,22 +295,19 @@ async def test_a_principal_without_scopes_cannot_flood_the_audit_log(connect, ma
         assert len(singles) + sum(summaries) == 60  # every refusal is accounted for
 
 
-async def test_one_principal_cannot_exhaust_the_queue_for_others(make_database, monkeypatch, db_connection):
+async def test_one_principal_cannot_exhaust_the_queue_for_others(make_database, monkeypatch):
     monkeypatch.setattr(audit_module, "MAX_PENDING_PER_PRINCIPAL", 20)
     async with make_database() as url:
         audit = AuditLog(app_database_url(url), keys=KEYS)
         await audit.start()
         try:
-            async with db_connection(url) as holder:
-                tx = holder.transaction()
-                await tx.start()
-                await holder.execute("SELECT * FROM audit_head FOR UPDATE")
+            async with another_writer_holding_the_head(url) as release_head:
                 flood = [asyncio.create_task(audit.append(sample(audit, i, principal="flooder"))) for i in range(20)]
                 await asyncio.sleep(0)
                 with pytest.raises(Unavailable, match="too many of this caller"):
                     await audit.append(sample(audit, 21, principal="flooder"))
                 other = asyncio.create_task(audit.append(sample(audit, 22, principal="someone-else")))
-                await tx.rollback()
+                await release_head()
                 assert isinstance(await other, int)
                 assert all(isinstance(s, int) for s in await asyncio.gather(*flood))
         finally:
