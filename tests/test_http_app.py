@@ -9,9 +9,11 @@ refused from the headers alone, before its body is read, so its refusal records 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import time
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -29,6 +31,7 @@ from mcp.client.streamable_http import streamable_http_client
 from shared.auth import tokens
 from shared.auth.jwt import jwt_principal
 from tests.interop.harness import LEGACY_HEADERS, ServeProcess, base_env, call_body, sse_result
+from tests.support.db import open_connection
 
 SERVERS = "tests.interop.fixture_servers:notes,examples.clock_server:app"
 ISSUER, AUDIENCE = "https://idp.example.test", "mcp-suite-test"
@@ -78,6 +81,16 @@ async def create_notes_table(conn: asyncpg.Connection) -> None:
     await conn.execute("SET ROLE mcp_suite_owner")
     await conn.execute("CREATE TABLE IF NOT EXISTS test_notes (id bigserial PRIMARY KEY, text text NOT NULL)")
     await conn.execute("RESET ROLE")
+
+
+@contextlib.asynccontextmanager
+async def notes_database(make_database, principal: str, scopes: str = "notes:read notes:write",
+                         ) -> AsyncIterator[tuple[str, asyncpg.Connection, str]]:
+    """A fresh database with the notes fixture's table and a token for `principal`: (url, conn, secret)."""
+    async with make_database() as url, open_connection(url) as conn:
+        await create_notes_table(conn)
+        secret, _ = await tokens.create_token(conn, principal=principal, scopes=scopes, expires_in=timedelta(days=1))
+        yield url, conn, secret
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -13,15 +13,13 @@ import secrets
 import socket
 import subprocess
 import sys
-from datetime import timedelta
 from types import SimpleNamespace
 
 import httpx
 import pytest
 
-from shared.auth import tokens
 from tests.interop.harness import LEGACY_HEADERS, REPO, ServeProcess, base_env, call_body, sse_result
-from tests.test_http_app import create_notes_table
+from tests.test_http_app import notes_database
 
 SERVERS = "tests.interop.fixture_servers:notes,examples.clock_server:app"
 MAX_CONNECTIONS = 8
@@ -29,11 +27,8 @@ DEEP = "[" * 5000 + "]" * 5000
 
 
 @pytest.fixture(scope="module")
-async def site(make_database, db_connection):
-    async with make_database() as url, db_connection(url) as conn:
-        await create_notes_table(conn)
-        token, _ = await tokens.create_token(conn, principal="hard", scopes="notes:read notes:write",
-                                             expires_in=timedelta(days=1))
+async def site(make_database):
+    async with notes_database(make_database, "hard") as (url, conn, token):
         metrics_token = secrets.token_urlsafe(16)
         env = base_env(url, MCP_SUITE_SERVERS=SERVERS, MCP_SUITE_HEADER_TIMEOUT_S="1", MCP_SUITE_BODY_TIMEOUT_S="1",
                        MCP_SUITE_MAX_CONNECTIONS=str(MAX_CONNECTIONS), MCP_SUITE_METRICS_TOKEN=metrics_token)

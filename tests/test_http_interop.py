@@ -17,15 +17,13 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from mcp_suite.registry import SERVERS
-from shared.auth import tokens
 from tests.interop.harness import REPO, ServeProcess, base_env
-from tests.test_http_app import create_notes_table
+from tests.test_http_app import notes_database
 
 INTEROP = REPO / "tests" / "interop"
 SDK_VERSION = json.loads((INTEROP / "package.json").read_text())["dependencies"]["@modelcontextprotocol/sdk"]
@@ -94,14 +92,10 @@ def typescript_sdk() -> tuple[str, Path]:
     return node, client
 
 
-async def test_typescript_sdk_lists_and_calls_tools_over_every_transport(typescript_sdk, make_database, tmp_path,
-                                                                          db_connection):
+async def test_typescript_sdk_lists_and_calls_tools_over_every_transport(typescript_sdk, make_database, tmp_path):
     node, client_script = typescript_sdk
     registry = _installed_registry_servers()
-    async with make_database() as url, db_connection(url) as conn:
-        await create_notes_table(conn)
-        secret, _ = await tokens.create_token(conn, principal="interop", scopes="*:read *:write",
-                                              expires_in=timedelta(hours=1))
+    async with notes_database(make_database, "interop", scopes="*:read *:write") as (url, conn, secret):
         names = ["notes", "clock", *registry]
         modules = ["tests.interop.fixture_servers:notes", "examples.clock_server:app", *registry]
         env = base_env(url, MCP_SUITE_SERVERS=",".join(modules))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from datetime import timedelta
 
 import httpx2
 import pytest
@@ -18,9 +17,8 @@ from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from shared.audit import chain as audit_chain
-from shared.auth import tokens
 from tests.interop.harness import ServeProcess, base_env
-from tests.test_http_app import create_notes_table
+from tests.test_http_app import notes_database
 
 
 class RoundRobin(httpx2.AsyncBaseTransport):
@@ -43,11 +41,8 @@ class RoundRobin(httpx2.AsyncBaseTransport):
 
 
 @pytest.fixture(scope="module")
-async def replicas(make_database, db_connection):
-    async with make_database() as url, db_connection(url) as conn:
-        await create_notes_table(conn)
-        secret, _ = await tokens.create_token(conn, principal="scaler", scopes="notes:read notes:write",
-                                              expires_in=timedelta(hours=1))
+async def replicas(make_database):
+    async with notes_database(make_database, "scaler") as (url, conn, secret):
         env = base_env(url, MCP_SUITE_RATE_LIMIT_STORE="postgres")
         args = ["tests.interop.fixture_servers:notes", "--transport", "http"]
         processes = [ServeProcess(args, env) for _ in range(2)]

@@ -11,27 +11,22 @@ from __future__ import annotations
 import os
 import signal
 import socket
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
-from shared.auth import tokens
 from shared.http import workers
 from tests.interop.harness import LEGACY_HEADERS, ServeProcess, base_env, call_body, sse_result
-from tests.test_http_app import create_notes_table
+from tests.test_http_app import notes_database
 
 pytestmark = pytest.mark.skipif(not workers.supported(), reason="several workers need Linux (SO_REUSEPORT)")
 NOTES = ["tests.interop.fixture_servers:notes", "--transport", "http"]
 
 
 @pytest.fixture(scope="module")
-async def site(make_database, db_connection):
-    async with make_database() as url, db_connection(url) as conn:
-        await create_notes_table(conn)
-        secret, _ = await tokens.create_token(conn, principal="worker-test", scopes="notes:read notes:write",
-                                              expires_in=timedelta(hours=1))
+async def site(make_database):
+    async with notes_database(make_database, "worker-test") as (url, _, secret):
         yield url, secret
 
 

@@ -30,7 +30,7 @@ from shared.http import relay as relay_module
 from shared.http import workers
 from shared.http.relay import RELAYED_FOR, SessionRelay, WorkerPeers
 from tests.interop.harness import ServeProcess, base_env
-from tests.test_http_app import create_notes_table
+from tests.test_http_app import notes_database
 
 pytestmark = pytest.mark.skipif(not workers.supported(), reason="several workers need Linux (SO_REUSEPORT)")
 SSE_NOTES = ["tests.interop.fixture_servers:notes", "--transport", "sse", "--workers", "2"]
@@ -56,12 +56,9 @@ def enterable_folder() -> Path:
 
 
 @pytest.fixture(scope="module")
-async def site(make_database, db_connection):
+async def site(make_database):
     tmp = enterable_folder()
-    async with make_database() as url, db_connection(url) as conn:
-        await create_notes_table(conn)
-        secret, _ = await tokens.create_token(conn, principal="sse-worker", scopes="notes:read notes:write",
-                                              expires_in=timedelta(hours=1))
+    async with notes_database(make_database, "sse-worker") as (url, conn, secret):
         other, _ = await tokens.create_token(conn, principal="someone-else", scopes="notes:read notes:write",
                                              expires_in=timedelta(hours=1))
         previous = os.umask(0)  # the worst umask: the socket's privacy must not depend on it
