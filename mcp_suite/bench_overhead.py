@@ -33,8 +33,6 @@ import time
 
 from shared.config import Settings, load
 
-ECHO_DOC = "Return the text unchanged."
-
 
 def bare_server():
     from mcp.server.mcpserver import MCPServer

@@ -71,11 +71,9 @@ def load(name: str) -> SuiteServer:
 
 
 def __getattr__(attribute: str) -> object:
-    """`SERVERS` (name → `module:attribute`) and `NEEDS` (name → needs), read from the specs."""
+    """`SERVERS` (name → `module:attribute`), read from the specs."""
     if attribute == "SERVERS":
         return {name: one.app for name, one in specs().items()}
-    if attribute == "NEEDS":
-        return {name: one.needs for name, one in specs().items()}
     raise AttributeError(attribute)
 
 

@@ -30,11 +30,13 @@ import re
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit, urlunsplit
 
-import asyncpg
-
 from shared import config
+
+if TYPE_CHECKING:
+    import asyncpg  # imported where a connection is opened: `mcp-suite --help` stays light
 
 LOCK_KEY = 0x6D6370_5375_69  # "mcpSui": any constant unique to this suite
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -232,6 +234,8 @@ async def prepare_database(url: str) -> list[str]:
     Connected as the app role (a deployment that gives servers no administrator URL), nothing can be
     applied: pending migrations are reported as an error telling the operator what to run.
     """
+    import asyncpg
+
     conn = await asyncpg.connect(url)
     try:
         if await conn.fetchval("SELECT current_user") == APP_ROLE:

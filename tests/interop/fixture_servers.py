@@ -15,17 +15,8 @@ from shared.resilience.limits import Rate
 from shared.server import SuiteServer
 
 notes = SuiteServer("notes", instructions="Test notes: add one, count them.")
-
-
-async def _create_table(app: SuiteServer) -> None:
-    async with app.db.transaction() as conn:
-        if await conn.fetchval("SELECT to_regclass('test_notes')") is not None:
-            return  # created by the test as the owner role (servers connect as the app role, which cannot)
-        await conn.execute("SELECT pg_advisory_xact_lock(4242)")
-        await conn.execute("CREATE TABLE IF NOT EXISTS test_notes (id bigserial PRIMARY KEY, text text NOT NULL)")
-
-
-notes.startup_hooks.append(_create_table)
+# Its table is made by each test as the owner role (`create_notes_table`): servers connect as the app
+# role, which cannot create tables.
 
 
 @notes.tool(Policy(scopes={"notes:write"}, timeout=5.0))
