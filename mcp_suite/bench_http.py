@@ -191,23 +191,8 @@ async def run(clients: int, seconds: float, workers: list[int] | None = None,
             "cpus": os.cpu_count(), "runs": runs, "goals_met": any(r["goals_met"] for r in runs)}
 
 
-def _worker_counts(text: str) -> list[int]:
-    try:
-        counts = [int(part) for part in str(text).split(",") if part.strip()]
-    except ValueError:
-        counts = []
-    if not counts or min(counts) < 1:
-        raise ValueError(f"--workers takes counts of 1 or more separated by commas, e.g. 1,2 (got {text!r})")
-    return counts
-
-
 def main(args: argparse.Namespace) -> int:
-    try:
-        counts = _worker_counts(getattr(args, "workers", "1"))
-    except ValueError as exc:
-        print(f"mcp-suite: error: {exc}", file=sys.stderr)
-        return 2
-    figures = asyncio.run(run(int(args.clients), float(args.seconds), counts, getattr(args, "protocol", "legacy")))
+    figures = asyncio.run(run(int(args.clients), float(args.seconds), args.workers, args.protocol))
     if not args.json:
         print(f"{figures['clients']} clients, {figures['protocol']} protocol, suite tool {figures['suite_tool']}")
         for r in figures["runs"]:

@@ -73,6 +73,17 @@ class SuiteParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+
+def worker_counts(text: str) -> list[int]:
+    """`--workers 1,2` for `bench http`: counts of 1 or more (argparse reports a bad one in one line)."""
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"counts of 1 or more separated by commas, e.g. 1,2 (got {text!r})")
+    return counts
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -227,7 +238,8 @@ def _add_benchmarks(targets: Any) -> None:
                                           "(with N worker processes) against the bare SDK.")
     http.add_argument("--clients", type=int, default=32, help="concurrent clients")
     http.add_argument("--seconds", type=float, default=30.0, help="measured duration per server and worker count")
-    http.add_argument("--workers", default="1", help="worker counts to measure, comma-separated (e.g. 1,2)")
+    http.add_argument("--workers", type=worker_counts, default=[1],
+                      help="worker counts to measure, comma-separated (e.g. 1,2)")
     http.add_argument("--protocol", choices=["legacy", "sessionless"], default="legacy",
                       help="legacy: initialize once per connection, then 2025-11-25 requests; "
                            "sessionless: 2026-07-28 self-contained requests (no handshake)")
