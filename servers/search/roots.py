@@ -20,6 +20,7 @@ Environment:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -75,11 +76,13 @@ class IngestRoots:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngestRoots:
-        directories = list(load(SearchSettings, env).roots)
+        """The configured roots, built once per configuration: the jail keeps the identity each root had
+        when first opened, so a root swapped for another directory later is refused, not followed."""
+        directories = load(SearchSettings, env).roots
         if not directories:
             raise InvalidInput("ingest from paths is disabled: no ingest roots are configured on the server")
         try:
-            return cls(directories)
+            return _configured_roots(tuple(directories))
         except ValueError:
             log.error("%s names a directory that does not exist", ROOTS_ENV)
             raise Unavailable("ingest from paths is unavailable: an ingest root configured on the server "
@@ -106,10 +109,21 @@ class IngestRoots:
         return True
 
 
+@functools.lru_cache(maxsize=8)
+def _configured_roots(directories: tuple[str, ...]) -> IngestRoots:
+    return IngestRoots(directories)  # a failure (a missing root) is not cached: the next call tries again
+
+
 def public_bases(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """`MCP_SUITE_SEARCH_PUBLIC_URLS` as {root name: base URL ending in '/'}; bad entries are logged."""
+    """`MCP_SUITE_SEARCH_PUBLIC_URLS` as {root name: base URL ending in '/'}; bad entries are logged
+    once per distinct setting (parsed once, not per call or per result)."""
+    return dict(_parse_public_urls(load(SearchSettings, env).public_urls))
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_public_urls(text: str) -> tuple[tuple[str, str], ...]:
     bases: dict[str, str] = {}
-    for entry in load(SearchSettings, env).public_urls.split(","):
+    for entry in text.split(","):
         name, sep, url = entry.strip().partition("=")
         if not entry.strip():
             continue
@@ -117,7 +131,7 @@ def public_bases(env: Mapping[str, str] | None = None) -> dict[str, str]:
             log.warning("%s: ignoring %r (expected name=https://base/url)", PUBLIC_URLS_ENV, entry.strip()[:80])
             continue
         bases[name.strip()] = url.strip().rstrip("/") + "/"
-    return bases
+    return tuple(bases.items())
 
 
 def client_url(root: str | None, source: str, bases: Mapping[str, str]) -> str:

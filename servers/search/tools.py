@@ -104,8 +104,9 @@ async def run_search(text: str, *, mode: str = "hybrid", limit: int = 10, offset
                        min_score=min_score, embedding=vector)
     async with app.db.acquire() as conn:
         rows = await q.run(conn, plan)
+    bases = public_bases()
     return SearchResults(query=text, mode=served, degraded=degraded, offset=offset,
-                         hits=[_hit(r, explain, public_bases()) for r in rows])
+                         hits=[_hit(r, explain, bases) for r in rows])
 
 
 @app.tool(READ, title="Hybrid search")
