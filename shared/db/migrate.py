@@ -158,13 +158,16 @@ async def apply(conn: asyncpg.Connection, directory: Path | None = None) -> list
     return applied_now
 
 
-async def pending(conn: asyncpg.Connection, directory: Path | None = None) -> list[str]:
-    """Names of migrations not yet applied (for readiness checks)."""
+async def pending(conn: asyncpg.Connection, directory: Path | None = None, *,
+                  migrations: list[Migration] | None = None) -> list[str]:
+    """Names of migrations not yet applied (for readiness checks). A caller that asks often passes the
+    `migrations` it loaded once, so the files and the package metadata are not read each time."""
     exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
     applied = set()
     if exists:
         applied = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
-    return [m.name for m in load(directory) if m.version not in applied]
+    known = load(directory) if migrations is None else migrations
+    return [m.name for m in known if m.version not in applied]
 
 
 async def ensure_roles(conn: asyncpg.Connection, migrations: list[Migration]) -> None:

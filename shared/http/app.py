@@ -118,8 +118,10 @@ def _ops_routes(mounted: list[_Mounted], config: HttpConfig, issuer: str | None,
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "alive"})
 
+    known_migrations: list[Any] = []  # read from the files once, on the first probe (off the event loop)
+
     async def readyz(request: Request) -> Response:
-        from shared.db.migrate import pending
+        from shared.db.migrate import load, pending
 
         report: dict[str, Any] = {"servers": {}}
         ok = bool(mounted)
@@ -128,8 +130,10 @@ def _ops_routes(mounted: list[_Mounted], config: HttpConfig, issuer: str | None,
             ok = ok and ready
         if ok:
             try:
+                if not known_migrations:
+                    known_migrations.extend(await asyncio.to_thread(load))
                 async with mounted[0].server.db.acquire() as conn:
-                    report["pending_migrations"] = await pending(conn)
+                    report["pending_migrations"] = await pending(conn, migrations=known_migrations)
             except Exception as exc:  # noqa: BLE001 - readiness reports, never raises
                 report["pending_migrations"] = f"unknown ({type(exc).__name__})"
             ok = report["pending_migrations"] == []
