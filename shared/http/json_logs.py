@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from shared.config import HttpSettings, load
-from shared.identity import current_call
+from shared.identity import active_call
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
@@ -25,11 +25,9 @@ class JsonFormatter(logging.Formatter):
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage(),
         }
-        try:
-            call = current_call()
+        call = active_call()  # None outside a tool call (e.g. the request log's own line)
+        if call is not None:
             entry.update(request_id=call.request_id, server=call.server, tool=call.tool)
-        except RuntimeError:  # not inside a tool call
-            pass
         entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")})
         if record.exc_info and record.levelno >= logging.ERROR:
             entry["exc"] = self.formatException(record.exc_info)
