@@ -61,6 +61,7 @@ class SuiteServer:
         self.limiter = RateLimiter()
         self.transport = "stdio"
         self.database_url: str | None = None
+        self.migrated = False
         self.ready = asyncio.Event()
         self._users = 0
         self._starting: asyncio.Task[None] | None = None
@@ -90,10 +91,13 @@ class SuiteServer:
     def default_principal(self) -> Principal:
         return Principal(self.settings.principal, self.settings.scopes, source="config")
 
-    def configure(self, settings: Settings, *, database_url: str | None = None) -> None:
-        """Replace the settings (tests and the CLI do this before serving)."""
+    def configure(self, settings: Settings, *, database_url: str | None = None, migrated: bool = False) -> None:
+        """Replace the settings (tests and the CLI do this before serving). `migrated`: the caller has
+        already brought `database_url` up to date (once for all its servers and workers), so `start`
+        does not run the migrations again."""
         self.settings = settings
         self.database_url = database_url
+        self.migrated = migrated
         self.db = self._new_database()
 
     def _new_database(self) -> Database:
@@ -137,7 +141,8 @@ class SuiteServer:
         self.database_url = self.database_url or await asyncio.to_thread(
             resolve_database_url, settings, keep_running=False
         )
-        await prepare_database(self.database_url)
+        if not self.migrated:
+            await prepare_database(self.database_url)
         app_url = app_database_url(self.database_url)  # servers never hold the owner's privileges
         self.db.url = app_url
         self.audit = AuditLog(app_url, keys=await asyncio.to_thread(lambda: self.keys))

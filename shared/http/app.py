@@ -54,6 +54,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import shared.config as suite_settings
 from shared.auth.tokens import SuiteTokenVerifier, sync_env_tokens
+from shared.db.migrate import MigrationError, prepare_database
 from shared.http import metrics
 from shared.http import workers as http_workers
 from shared.http.auth import SuiteAuthBackend
@@ -327,8 +328,15 @@ def serve_http(args: argparse.Namespace, servers: list[SuiteServer]) -> int:
         sock.close()
         log.error("cannot start: %s", exc)
         return 2
+    try:  # once, before any worker starts: each server's start would otherwise migrate again, N × M times
+        asyncio.run(prepare_database(url))
+    except Exception as exc:  # noqa: BLE001 - one clear line, never a traceback
+        sock.close()
+        log.error("cannot start: the database could not be prepared (%s)", exc if isinstance(exc, MigrationError)
+                  else type(exc).__name__)
+        return 2
     for server in servers:
-        server.configure(server.settings, database_url=url)
+        server.configure(server.settings, database_url=url, migrated=True)
         server.transport = config.transport
         if config.rate_store == "postgres":
             server.limiter = SharedRateLimiter(server.db)  # type: ignore[assignment]
