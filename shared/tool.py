@@ -132,23 +132,23 @@ def failure_of(exc: BaseException) -> ToolFailure:
     return to_failure(exc)
 
 
-def guard_tool(fn: F, policy: ToolPolicy, timeout_of: Callable[[], float] | None = None) -> F:
+def guard_tool(fn: F, policy: ToolPolicy, policy_of: Callable[[], ToolPolicy] | None = None) -> F:
     """Wrap a tool body with the inner layers: error mapping → deadline → retry → body.
 
-    `timeout_of` reads the tool's time limit per call from the server's live policy table, so an
-    operator (or a test) replacing `app.policies[name]` changes the deadline like every other layer.
+    `policy_of` reads the tool's policy per call from the server's live policy table, so an operator
+    (or a test) replacing `app.policies[name]` changes the deadline and the retry like every other layer.
 
     The deadline is outside the breaker (which guards each use of a connection, in
     `Database.acquire`, inside every attempt): see the module docstring of `shared.pipeline`.
     """
     if not inspect.iscoroutinefunction(fn):
         raise TypeError(f"tool {policy.name} must be an async function (a sync body would block the loop)")
-    retry = policy.retry
-
     @functools.wraps(fn)
     async def guarded(*args: Any, **kwargs: Any) -> Any:
+        current = policy_of() if policy_of is not None else policy
+        retry = current.retry
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + (timeout_of() if timeout_of is not None else policy.timeout)
+        deadline = loop.time() + current.timeout
         try:  # error mapping, around the deadline and retry: retry sees the raw exceptions
             async with deadline_at(deadline):  # visible to the breakers inside
                 if retry is None:
@@ -248,7 +248,7 @@ def register_tool(server: Any, policy: Policy, *, name: str | None, title: str |
                              f"(parameters: {sorted(params)})")
         if resolved.name in server.policies:
             raise ValueError(f"tool {resolved.name} is declared twice")
-        guarded = guard_tool(fn, resolved, timeout_of=lambda: server.policies[resolved.name].timeout)
+        guarded = guard_tool(fn, resolved, policy_of=lambda: server.policies[resolved.name])
         keep_strings(fn, guarded)
         checked = ToolPolicy(**{**resolved.__dict__, "check_arguments": argument_checker(guarded)})
         server.policies[checked.name] = checked
