@@ -218,13 +218,14 @@ class HostOriginGuard:
         return None
 
 
-def _tool_calls(message: Any) -> list[tuple[str, dict[str, Any]]]:
-    """(tool name, arguments) of a parsed JSON-RPC message, if it is a `tools/call`."""
+def _tool_call(message: Any) -> tuple[str, dict[str, Any]] | None:
+    """(tool name, arguments) of a parsed JSON-RPC message if it is a `tools/call` (one message per
+    request: the SDK takes no batches)."""
     if not (isinstance(message, dict) and message.get("method") == "tools/call"):
-        return []
+        return None
     params = message.get("params") if isinstance(message.get("params"), dict) else {}
     arguments = params.get("arguments")
-    return [(str(params.get("name", ""))[:200], arguments if isinstance(arguments, dict) else {})]
+    return str(params.get("name", ""))[:200], arguments if isinstance(arguments, dict) else {}
 
 
 class ServerGate:
@@ -251,7 +252,7 @@ class ServerGate:
         if principal is None:  # answered from the headers alone: no body is read for a stranger
             await self._refuse_unread(scope, receive, send, reason)
             return
-        calls: list[tuple[str, dict[str, Any]]] = []
+        tool_call: tuple[str, dict[str, Any]] | None = None
         if scope["method"] == "POST":
             body = await self._read_body(scope, receive, send)
             if body is None:
@@ -262,17 +263,19 @@ class ServerGate:
                 await JSONResponse(checked.error, status_code=400)(scope, receive, send)
                 return
             receive = _replay(body, receive)
-            calls = _tool_calls(checked.parsed)
-            if calls:
-                state["mcp_method"], state["tool"] = "tools/call", calls[0][0]
+            tool_call = _tool_call(checked.parsed)
+            if tool_call is not None:
+                state["mcp_method"], state["tool"] = "tools/call", tool_call[0]
         if "refusal" in state:
             status, why, message = state["refusal"]
             metrics.refusal(self.server.name, why)
-            for name, arguments in calls:
+            if tool_call is not None:
+                name, arguments = tool_call
                 await self._audit(scope, name, principal, arguments, _TransportRefused(message), status)
             await Response(message, status_code=status)(scope, receive, send)
             return
-        for name, arguments in calls:  # the pipeline's own check (an unknown tool is left to it)
+        if tool_call is not None:  # the pipeline's own check (an unknown tool is left to it)
+            name, arguments = tool_call
             policy = self.server.policies.get(name)
             if policy is not None and isinstance(refused := refusal(name, policy, principal), PermissionDenied):
                 await self._refuse_scope(scope, receive, send, principal, name, arguments,
