@@ -14,6 +14,7 @@ principal appears in any label (unbounded cardinality, and it would leak who use
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -59,39 +60,38 @@ class CallCounter:
     """A `server.call_observers` hook of one server: counts each finished tool call.
 
     It knows its server, so a tool the server does not declare is labelled `_unknown` without a
-    lookup table; the labelled children are cached here (`.labels()` costs a lock and checks).
+    lookup table (which also keeps the labels, and `_child`'s cache, bounded).
     """
 
     def __init__(self, server: SuiteServer) -> None:
         self.server = server
-        self._children: dict[tuple[Any, ...], Any] = {}
-
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (id(metric), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
 
     def __call__(self, record: dict[str, Any], audit_seconds: float | None) -> None:
         server = str(record.get("server", ""))
         tool = str(record.get("tool", ""))
         tool = tool if server == self.server.name and tool in self.server.policies else "_unknown"
         outcome = str(record.get("outcome", "error"))
-        self._child(TOOL_CALLS, server, tool, outcome, record.get("error_class") or "").inc()
+        _child(TOOL_CALLS, server, tool, outcome, record.get("error_class") or "").inc()
         latency_ms = record.get("latency_ms")
         if isinstance(latency_ms, int | float):
-            self._child(TOOL_SECONDS, server, tool).observe(latency_ms / 1000)
+            _child(TOOL_SECONDS, server, tool).observe(latency_ms / 1000)
         if audit_seconds is not None:
-            self._child(AUDIT_SECONDS, server).observe(audit_seconds)
+            _child(AUDIT_SECONDS, server).observe(audit_seconds)
+
+
+@functools.lru_cache(maxsize=4096)
+def _child(metric: Any, *labels: str) -> Any:
+    """A labelled child of one of the counters above, looked up once (`.labels()` takes a lock and
+    checks its arguments on every call). The label values are bounded: servers, tools, statuses."""
+    return metric.labels(*labels)
 
 
 def refusal(server: str, reason: str) -> None:
-    HTTP_REFUSALS.labels(server, reason).inc()
+    _child(HTTP_REFUSALS, server, reason).inc()
 
 
 def http_request(server: str, status: int) -> None:
-    HTTP_REQUESTS.labels(server, str(status)).inc()
+    _child(HTTP_REQUESTS, server, str(status)).inc()
 
 
 class ServerStateCollector(Collector):
