@@ -10,69 +10,14 @@ import argparse
 import logging
 import os
 import sys
-import textwrap
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any
 
 from mcp_suite import audit_cli
-from mcp_suite.cli_support import UserError, announce_database, run_with_connection
+from mcp_suite.cli_support import EXAMPLES, SuiteParser, UserError, announce_database, run_with_connection
 from shared.config import Settings
 
 Handler = Callable[[argparse.Namespace], int]
-
-EXAMPLES: dict[str, str] = {
-    "mcp-suite": "examples:\n  mcp-suite doctor\n  mcp-suite servers\n  mcp-suite serve profiles\n"
-                 "  mcp-suite serve all --transport http --port 8765\n\n"
-                 "`mcp-suite COMMAND --help` shows each command's options and an example.",
-    "mcp-suite serve": "examples:\n  mcp-suite serve profiles                       # stdio, for Claude Desktop\n"
-                       "  mcp-suite serve all --transport http --port 8765\n"
-                       "  mcp-suite serve all --transport http --workers 2\n"
-                       "  mcp-suite serve search --transport sse",
-    "mcp-suite db": "examples:\n  mcp-suite db start    # pin the embedded server until `db stop`\n"
-                    "  mcp-suite db url      # the running database's URL (never starts it)\n"
-                    "  mcp-suite db status   # JSON; with DATABASE_URL set, whether it is reachable",
-    "mcp-suite migrate": "example:\n  mcp-suite migrate",
-    "mcp-suite audit": "examples:\n  mcp-suite audit tail -n 20 --follow\n"
-                       "  mcp-suite audit search --tool update_profile --since 2026-11-24T00:00+00:00 --json\n"
-                       "  mcp-suite audit verify",
-    "mcp-suite claude-config": "examples:\n  mcp-suite claude-config\n  mcp-suite claude-config search",
-    "mcp-suite servers": "examples:\n  mcp-suite servers\n  mcp-suite servers search --json",
-    "mcp-suite doctor": "examples:\n  mcp-suite doctor\n  mcp-suite doctor --deep",
-    "mcp-suite bench": "examples:\n  mcp-suite bench overhead\n  mcp-suite bench http --json --workers 1,2",
-    "mcp-suite bench overhead": "example:\n  mcp-suite bench overhead --calls 2000 --rounds 3 --json",
-    "mcp-suite bench http": "examples:\n  mcp-suite bench http --json --workers 1,2\n"
-                            "  mcp-suite bench http --protocol sessionless --clients 32 --seconds 30",
-}
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults shown after each option's help; descriptions and examples keep their line breaks."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        # The one hook argparse offers for this: "(default: False)" or "(default: None)" says nothing.
-        if action.default is None or action.default is False:
-            return action.help
-        return super()._get_help_string(action)
-
-
-class SuiteParser(argparse.ArgumentParser):
-    """Every (sub-)parser, including those other modules add, gets the formatter and its examples."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", HelpFormatter)
-        description = kwargs.get("description")
-        if description and "\n" not in description:
-            kwargs["description"] = textwrap.fill(description, 100)
-        super().__init__(*args, **kwargs)
-        if self.epilog is None:
-            self.epilog = EXAMPLES.get(self.prog)
-
-    def error(self, message: str) -> NoReturn:
-        """One line that says what is wrong and where to read more, not a usage dump."""
-        print(f"mcp-suite: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
-        sys.exit(2)
-
-
 
 def worker_counts(text: str) -> list[int]:
     """`--workers 1,2` for `bench http`: counts of 1 or more (argparse reports a bad one in one line)."""

@@ -14,10 +14,11 @@ import argparse
 import asyncio
 import socket
 import sys
+import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 from shared.config import Settings, default_home
@@ -146,3 +147,62 @@ def run_with_connection(work: Callable[[Any], Awaitable[int]], *, migrate_first:
             return await work(conn)
 
     return asyncio.run(main())
+
+
+# --- the parsers every command uses (mcp_suite.cli, mcp_suite.tokens_cli) ---------------------------
+
+EXAMPLES: dict[str, str] = {
+    "mcp-suite": "examples:\n  mcp-suite doctor\n  mcp-suite servers\n  mcp-suite serve profiles\n"
+                 "  mcp-suite serve all --transport http --port 8765\n\n"
+                 "`mcp-suite COMMAND --help` shows each command's options and an example.",
+    "mcp-suite serve": "examples:\n  mcp-suite serve profiles                       # stdio, for Claude Desktop\n"
+                       "  mcp-suite serve all --transport http --port 8765\n"
+                       "  mcp-suite serve all --transport http --workers 2\n"
+                       "  mcp-suite serve search --transport sse",
+    "mcp-suite db": "examples:\n  mcp-suite db start    # pin the embedded server until `db stop`\n"
+                    "  mcp-suite db url      # the running database's URL (never starts it)\n"
+                    "  mcp-suite db status   # JSON; with DATABASE_URL set, whether it is reachable",
+    "mcp-suite migrate": "example:\n  mcp-suite migrate",
+    "mcp-suite audit": "examples:\n  mcp-suite audit tail -n 20 --follow\n"
+                       "  mcp-suite audit search --tool update_profile --since 2026-11-24T00:00+00:00 --json\n"
+                       "  mcp-suite audit verify",
+    "mcp-suite claude-config": "examples:\n  mcp-suite claude-config\n  mcp-suite claude-config search",
+    "mcp-suite servers": "examples:\n  mcp-suite servers\n  mcp-suite servers search --json",
+    "mcp-suite doctor": "examples:\n  mcp-suite doctor\n  mcp-suite doctor --deep",
+    "mcp-suite bench": "examples:\n  mcp-suite bench overhead\n  mcp-suite bench http --json --workers 1,2",
+    "mcp-suite bench overhead": "example:\n  mcp-suite bench overhead --calls 2000 --rounds 3 --json",
+    "mcp-suite tokens": "examples:\n  mcp-suite tokens create --principal alice --scopes \"profiles:read\"\n"
+                        "  mcp-suite tokens list\n  mcp-suite tokens revoke tok_0123456789ab",
+    "mcp-suite tokens create": "example:\n  mcp-suite tokens create --principal alice --scopes \"profiles:read "
+                               "profiles:write\" --expires 30d",
+    "mcp-suite bench http": "examples:\n  mcp-suite bench http --json --workers 1,2\n"
+                            "  mcp-suite bench http --protocol sessionless --clients 32 --seconds 30",
+}
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown after each option's help; descriptions and examples keep their line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        # The one hook argparse offers for this: "(default: False)" or "(default: None)" says nothing.
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class SuiteParser(argparse.ArgumentParser):
+    """Every (sub-)parser, including those other modules add, gets the formatter and its examples."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        description = kwargs.get("description")
+        if description and "\n" not in description:
+            kwargs["description"] = textwrap.fill(description, 100)
+        super().__init__(*args, **kwargs)
+        if self.epilog is None:
+            self.epilog = EXAMPLES.get(self.prog)
+
+    def error(self, message: str) -> NoReturn:
+        """One line that says what is wrong and where to read more, not a usage dump."""
+        print(f"mcp-suite: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        sys.exit(2)

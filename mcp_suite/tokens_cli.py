@@ -22,10 +22,13 @@ import json
 import sys
 from typing import Any
 
+from mcp_suite.cli_support import SuiteParser
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mcp-suite tokens", description="API tokens for the HTTP transports")
-    sub = parser.add_subparsers(dest="action", required=True)
+    """The command line's own parser class: defaults and examples in `--help`, one-line errors."""
+    parser = SuiteParser(prog="mcp-suite tokens", description="API tokens for the HTTP transports")
+    sub = parser.add_subparsers(dest="action", required=True, parser_class=SuiteParser)
     create = sub.add_parser("create", help="create a token (the secret is shown once)")
     create.add_argument("--principal", required=True, help="who the token acts as (audit, rate limits, ownership)")
     create.add_argument("--scopes", required=True, help='e.g. "profiles:read profiles:write" or "*:read"')
@@ -85,7 +88,7 @@ def main(argv: list[str]) -> int:
             tokens.check_principal(args.principal)
             tokens.check_known_scopes(tokens.parse_scopes(args.scopes), known_scopes())
         except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"mcp-suite: error: {exc}", file=sys.stderr)
             return 2
 
     async def work(conn: Any) -> int:

@@ -96,6 +96,13 @@ def test_unknown_server_is_one_line_with_the_valid_names(home: Path, args: list[
     assert not (home / "pg").exists()  # nothing was started or created
 
 
+def test_token_mistakes_are_one_line_like_every_command(home: Path):
+    one_line_error(run(home, "tokens", "bogus"), 2, "mcp-suite: error:", "invalid choice", "mcp-suite tokens --help")
+    one_line_error(run(home, "tokens", "create", "--principal", "x", "--scopes", "bad"), 2, "mcp-suite: error:",
+                   "invalid scope 'bad'")
+    assert not (home / "pg").exists()
+
+
 def test_bad_iso_time_is_one_line_and_touches_nothing(home: Path):
     line = one_line_error(run(home, "audit", "search", "--since", "yesterday-ish"), 2, "--since", "ISO 8601",
                           "2026-11-24")
