@@ -18,6 +18,7 @@ import pytest
 from shared.audit.chain import GENESIS, canonical, chain_hash, verify
 from shared.audit.log import AuditLog
 from shared.errors import Unavailable
+from tests.support.cli import run_cli, user_env
 from tests.support.db import open_connection
 
 
@@ -129,8 +130,7 @@ async def test_cli_verify_exits_non_zero_on_tampering(filled):
 
 
 def audit_cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([sys.executable, "-m", "mcp_suite.cli", "audit", *args],
-                          env={**os.environ, "DATABASE_URL": url}, capture_output=True, text=True, timeout=60)
+    done = run_cli("audit", *args, env=user_env(DATABASE_URL=url), timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     return done
 

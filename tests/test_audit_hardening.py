@@ -14,7 +14,6 @@ import math
 import os
 import stat
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -31,6 +30,7 @@ from shared.db.migrate import APP_ROLE, app_database_url
 from shared.errors import Unavailable
 from shared.identity import Principal
 from shared.keys import KeyRing, load_keys
+from tests.support.cli import run_cli, user_env
 from tests.support.db import open_connection
 
 USER = frozenset({"profiles:read", "profiles:write", "profiles:admin"})
@@ -501,12 +501,7 @@ async def test_mixed_workload_with_poison_cancellations_and_hang_ups_keeps_every
 # --- 8. the operator's commands ------------------------------------------------------------------------
 
 def audit_cli(url: str, home, *args: str, key: str | None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": url, "MCP_SUITE_HOME": str(home)}
-    env.pop("MCP_SUITE_AUDIT_KEY", None)
-    if key is not None:
-        env["MCP_SUITE_AUDIT_KEY"] = key
-    return subprocess.run([sys.executable, "-m", "mcp_suite.cli", "audit", *args], env=env, capture_output=True,
-                          text=True, timeout=120)
+    return run_cli("audit", *args, env=user_env(home, DATABASE_URL=url, MCP_SUITE_AUDIT_KEY=key))
 
 
 async def test_checkpoint_and_verify_commands(make_database, tmp_path, db_connection):

@@ -20,19 +20,15 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from tests.support.cli import run_cli, user_env
+
 NOISE = ("Traceback", "RuntimeDirWarning", "PostmasterInfo", "Loading weights", "it/s]")
 
 
 def run(home: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120,
         stdin: int | None = subprocess.DEVNULL) -> subprocess.CompletedProcess[str]:
     """Run the CLI like a user in a shell without XDG_RUNTIME_DIR (containers, ssh, CI)."""
-    base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "XDG_RUNTIME_DIR",
-                                                              "MCP_SUITE_SEARCH_ROOTS")}
-    base["MCP_SUITE_HOME"] = str(home)
-    base.update(env or {})
-    base = {k: v for k, v in base.items() if v is not None}
-    return subprocess.run([sys.executable, "-m", "mcp_suite.cli", *args], env=base, capture_output=True, text=True,
-                          timeout=timeout, stdin=stdin)
+    return run_cli(*args, env=user_env(home, **(env or {})), timeout=timeout, stdin=stdin)
 
 
 def assert_quiet(done: subprocess.CompletedProcess[str]) -> None:

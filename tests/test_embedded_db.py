@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.cli import run_cli, user_env
 
 JOIN_AND_QUERY = """
 import asyncio, os, sys, asyncpg
@@ -35,10 +36,7 @@ asyncio.run(main())
 
 
 def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env["MCP_SUITE_HOME"] = str(home)
-    return subprocess.run([sys.executable, "-m", "mcp_suite.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=120)
+    return run_cli(*args, env=user_env(home))
 
 
 @pytest.fixture(scope="module")

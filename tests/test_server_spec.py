@@ -14,6 +14,7 @@ import pytest
 
 from mcp_suite import registry
 from shared.server_spec import Need, ServerSpec
+from tests.support.cli import run_cli, user_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,12 +69,10 @@ def test_a_server_installed_elsewhere_brings_its_commands_without_touching_the_s
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: notes-server\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text("[mcp_suite.servers]\nnotes = notes_server:SPEC\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)]),
-           "MCP_SUITE_HOME": str(tmp_path / "home")}
+    env = user_env(tmp_path / "home", PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "mcp_suite.cli", *args], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=120)
+        return run_cli(*args, env=env, cwd=ROOT)
 
     ran = cli("demo", "notes")
     assert ran.returncode == 0 and ran.stdout.strip() == "notes demo ran", ran.stderr[-2000:]

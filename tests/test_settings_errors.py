@@ -8,12 +8,12 @@ echoed. These run the real command line, like a user in a shell.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.cli import run_cli, user_env
 
 COMMANDS = [
     ["doctor"], ["servers"], ["claude-config"], ["serve", "profiles"], ["serve", "all", "--transport", "http"],
@@ -22,10 +22,7 @@ COMMANDS = [
 
 
 def run(home: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("MCP_SUITE_") and k != "DATABASE_URL"}
-    base.update(MCP_SUITE_HOME=str(home), **env)
-    return subprocess.run([sys.executable, "-m", "mcp_suite.cli", *args], env=base, capture_output=True, text=True,
-                          timeout=120, stdin=subprocess.DEVNULL)
+    return run_cli(*args, env=user_env(home, **env))
 
 
 def the_one_line(done: subprocess.CompletedProcess[str], home: Path) -> str:

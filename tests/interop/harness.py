@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -14,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.support.cli import user_env
 
 REPO = Path(__file__).resolve().parents[2]
 LEGACY_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json",
@@ -27,11 +28,9 @@ def free_port() -> int:
 
 
 def base_env(database_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_SUITE_")}
-    env.update(DATABASE_URL=database_url, PYTHONPATH=str(REPO), MCP_SUITE_TOKEN_CACHE_S="0",
-               MCP_SUITE_HOME=tempfile.mkdtemp(prefix="mcp-suite-http-"), HF_HUB_OFFLINE="1")
-    env.update(extra)
-    return env
+    """A user's environment (`tests.support.cli.user_env`) for a server on `database_url`."""
+    return user_env(tempfile.mkdtemp(prefix="mcp-suite-http-"), DATABASE_URL=database_url, PYTHONPATH=str(REPO),
+                    MCP_SUITE_TOKEN_CACHE_S="0", HF_HUB_OFFLINE="1", **extra)
 
 
 class ServeProcess:
