@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.interop.harness import LEGACY_HEADERS, REPO, ServeProcess, base_env, call_body, sse_result
-from tests.test_http_app import notes_database
+from tests.test_http_app import bearer, notes_database
 
 SERVERS = "tests.interop.fixture_servers:notes,examples.clock_server:app"
 MAX_CONNECTIONS = 8
@@ -63,10 +63,6 @@ def post_head(path: str, length: int, token: str | None = None) -> bytes:
     return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             f"Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-11-25\r\n{auth}"
             f"Content-Length: {length}\r\n\r\n").encode()
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {token}"}
 
 
 async def test_a_partial_header_block_is_cut_off(site):
