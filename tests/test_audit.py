@@ -19,6 +19,7 @@ from shared.audit.chain import GENESIS, canonical, chain_hash, verify
 from shared.audit.log import AuditLog
 from shared.errors import Unavailable
 from tests.support.cli import run_cli, user_env
+from tests.support.db import fetch_rows as fetch
 from tests.support.db import open_connection
 
 
@@ -133,11 +134,6 @@ def audit_cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     done = run_cli("audit", *args, env=user_env(DATABASE_URL=url), timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     return done
-
-
-async def fetch(url: str, sql: str, *args: object) -> list[asyncpg.Record]:
-    async with open_connection(url) as conn:
-        return await conn.fetch(sql, *args)
 
 
 TABLE_HEADER = ["seq", "ts", "server", "tool", "principal", "phase", "outcome", "error_class", "latency_ms"]

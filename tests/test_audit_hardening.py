@@ -31,6 +31,7 @@ from shared.errors import Unavailable
 from shared.identity import Principal
 from shared.keys import KeyRing, load_keys
 from tests.support.cli import run_cli, user_env
+from tests.support.db import fetch_rows as rows
 from tests.support.db import open_connection
 
 USER = frozenset({"profiles:read", "profiles:write", "profiles:admin"})
@@ -44,11 +45,6 @@ def who(name: str) -> Principal:
 
 def email() -> str:
     return f"p{uuid.uuid4().hex[:12]}@example.com"
-
-
-async def rows(url: str, sql: str, *args: object) -> list[asyncpg.Record]:
-    async with open_connection(url) as conn:
-        return await conn.fetch(sql, *args)
 
 
 async def check(url: str, **options: object):

@@ -44,3 +44,9 @@ async def open_connections(url: str, count: int, **options: Any) -> AsyncIterato
     """`count` connections to `url` open at once; all that were opened are closed, even if a later one fails."""
     async with AsyncExitStack() as stack:
         yield [await stack.enter_async_context(open_connection(url, **options)) for _ in range(count)]
+
+
+async def fetch_rows(url: str, sql: str, *args: object) -> list[asyncpg.Record]:
+    """One query's rows on a connection of its own (for helpers that only look)."""
+    async with open_connection(url) as conn:
+        return await conn.fetch(sql, *args)
