@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mcp_suite.bench_client import process_tree
 from shared.http import workers
 from tests.interop.harness import LEGACY_HEADERS, ServeProcess, base_env, call_body, sse_result
 from tests.test_http_app import notes_database
@@ -31,10 +32,7 @@ async def site(make_database):
 
 
 def children(pid: int) -> set[int]:
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found |= {int(p) for p in (task / "children").read_text().split()}
-    return found
+    return set(process_tree(pid)) - {pid}
 
 
 def alive(pid: int) -> bool:
